@@ -1,0 +1,138 @@
+# cfdtunnel build. `make test` on a fresh Debian 12 machine installs, builds and runs everything.
+#
+#   make deps      Debian packages + wolfSSL 5.5.4 with AES-NI under build/wolfssl (idempotent)
+#   make           build/cfdtunnel
+#   make test      deps, build, unit + integration tests; ends with `tests: N passed, M failed`
+#   make asan      the whole suite under ASan + UBSan (objects in build/asan)
+#   make bench     tools/bench programs, printing ratios against real peers
+#   make demo      the main job on loopback (edge locations, a tunnel, a connector, an origin)
+#   make install   PREFIX=/usr/local DESTDIR= : binary and man pages
+#   make unit-MOD  one module's unit tests only (MOD = core config tls http1 http2 rpc reactor uring)
+
+BUILD   := build
+VARIANT ?= release
+ifeq ($(VARIANT),asan)
+OUT     := $(BUILD)/asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     := -O1 -g
+else
+OUT     := $(BUILD)
+SANFLAGS :=
+OPT     := -O2 -g
+endif
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+CXX     := g++
+CC      := gcc
+-include $(BUILD)/wolfssl.mk
+WOLFSSL_LIBS ?= -lwolfssl
+
+LLHTTP_DIR := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+
+WARN      := -Wall -Wextra -Werror -Wshadow
+CPPFLAGS  := -Iinclude -Isrc -I$(OUT)/gen -isystem $(LLHTTP_INC) $(WOLFSSL_CFLAGS) -MMD -MP
+CXXFLAGS  := -std=c++20 $(OPT) $(WARN) -fno-exceptions -pthread $(SANFLAGS)
+# Cap'n Proto's generated code and kj use exceptions internally; they get their own flags.
+GENFLAGS  := -std=c++20 $(OPT) -w -pthread $(SANFLAGS)
+CFLAGS    := $(OPT) -w $(SANFLAGS)
+LDLIBS    := $(WOLFSSL_LIBS) -luring -lnghttp2 -lcapnp -lkj -linih -lsqlite3 -lpthread -lm
+LDFLAGS   := -pthread $(SANFLAGS)
+
+MODULES := core config reactor net tls http1 http2 rpc
+LIB_SRCS := $(sort $(foreach m,$(MODULES),$(wildcard src/$(m)/*.cc)))
+CLI_SRCS := $(wildcard src/cli/*.cc)
+CAPNP_SRCS := $(wildcard src/rpc/*.capnp)
+CAPNP_GEN_CC := $(patsubst src/rpc/%.capnp,$(OUT)/gen/rpc/%.capnp.c++,$(CAPNP_SRCS))
+CAPNP_GEN_H  := $(CAPNP_GEN_CC:.c++=.h)
+LLHTTP_OBJS := $(OUT)/obj/llhttp/api.o $(OUT)/obj/llhttp/http.o $(OUT)/obj/llhttp/llhttp.o
+
+obj_of = $(patsubst %.cc,$(OUT)/obj/%.o,$(1))
+LIB_OBJS := $(call obj_of,$(LIB_SRCS)) $(patsubst %.c++,%.o,$(CAPNP_GEN_CC)) $(LLHTTP_OBJS)
+CLI_OBJS := $(call obj_of,$(CLI_SRCS))
+
+UNIT_MAIN := tests/unit/main.cc
+UNIT_SRCS := $(sort $(wildcard tests/unit/*/*.cc) $(wildcard tests/uring/*.cc))
+UNIT_OBJS := $(call obj_of,$(UNIT_MAIN) $(UNIT_SRCS))
+
+BIN := $(OUT)/cfdtunnel
+UNIT_BIN := $(OUT)/unit_tests
+
+.PHONY: all deps test asan bench demo install clean format unit-%
+.DEFAULT_GOAL := all
+
+all: $(BIN)
+
+deps:
+	@BUILD=$(BUILD) bash tools/deps.sh
+
+$(BUILD)/wolfssl.mk:
+	@BUILD=$(BUILD) bash tools/deps.sh
+
+$(BIN): $(CLI_OBJS) $(LIB_OBJS)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(UNIT_BIN): $(UNIT_OBJS) $(LIB_OBJS)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# One module's tests linked against the whole library: fast to iterate on a single layer.
+unit-%: $(call obj_of,$(UNIT_MAIN)) $(LIB_OBJS)
+	@$(MAKE) --no-print-directory $(call obj_of,$(wildcard tests/unit/$*/*.cc) $(if $(filter uring,$*),$(wildcard tests/uring/*.cc)))
+	$(CXX) $(LDFLAGS) -o $(OUT)/unit_$* $(call obj_of,$(UNIT_MAIN)) \
+	    $(call obj_of,$(wildcard tests/unit/$*/*.cc) $(if $(filter uring,$*),$(wildcard tests/uring/*.cc))) \
+	    $(LIB_OBJS) $(LDLIBS)
+	$(OUT)/unit_$*
+
+# Tests use doctest's REQUIRE, which throws; project code is built without exceptions.
+$(OUT)/obj/tests/%.o: CXXFLAGS += -fexceptions
+
+# wolfssl.mk names the wolfSSL headers (system or ours): a switch rebuilds everything.
+$(OUT)/obj/%.o: %.cc $(BUILD)/wolfssl.mk | $(CAPNP_GEN_H)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
+
+$(OUT)/gen/rpc/%.capnp.c++ $(OUT)/gen/rpc/%.capnp.h: src/rpc/%.capnp
+	@mkdir -p $(OUT)/gen/rpc
+	capnp compile -oc++:$(OUT)/gen/rpc --src-prefix=src/rpc $<
+
+$(OUT)/gen/rpc/%.capnp.o: $(OUT)/gen/rpc/%.capnp.c++
+	$(CXX) $(CPPFLAGS) $(GENFLAGS) -c -o $@ $<
+
+$(OUT)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -isystem $(LLHTTP_INC) $(CFLAGS) -c -o $@ $<
+
+test: deps
+	@$(MAKE) --no-print-directory $(BIN) $(UNIT_BIN)
+	@OUT=$(OUT) bash tools/run_tests.sh
+
+asan: deps
+	@$(MAKE) --no-print-directory VARIANT=asan $(BUILD)/asan/cfdtunnel $(BUILD)/asan/unit_tests
+	@OUT=$(BUILD)/asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1 bash tools/run_tests.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BIN) $(OUT)/bench_tls
+	@OUT=$(OUT) bash tools/bench/run.sh
+
+$(OUT)/bench_tls: $(call obj_of,tools/bench/tls_throughput.cc) $(LIB_OBJS)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+demo: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@OUT=$(OUT) bash tools/demo.sh
+
+install: $(BIN)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/cfdtunnel
+	install -D -m 0644 man/cfdtunnel.1 $(DESTDIR)$(PREFIX)/share/man/man1/cfdtunnel.1
+	install -D -m 0644 man/cfdtunnel.ini.5 $(DESTDIR)$(PREFIX)/share/man/man5/cfdtunnel.ini.5
+
+clean:
+	rm -rf $(OUT)/obj $(OUT)/gen $(BIN) $(UNIT_BIN) $(OUT)/unit_* $(BUILD)/asan
+
+format:
+	clang-format -i $$(find src include tests tools -name '*.cc' -o -name '*.h')
+
+-include $(shell find $(OUT)/obj -name '*.d' 2>/dev/null)
