@@ -46,18 +46,20 @@ struct Err {
     Err(Error e) : error(e) {}  // NOLINT(google-explicit-constructor)
 };
 
-template <class T>
+// E is Error everywhere except where an error must carry text (configuration diagnostics).
+template <class T, class E = Error>
 class [[nodiscard]] Result {
 public:
     Result(T v) : ok_(true) { new (&value_) T(std::move(v)); }  // NOLINT
-    Result(Err e) : ok_(false), error_(e.error) {}                // NOLINT
-    Result(Error e) : ok_(false), error_(e) {}                    // NOLINT
+    template <class U = E, std::enable_if_t<std::is_same_v<U, Error>, int> = 0>
+    Result(Err e) : ok_(false), error_(e.error) {}  // NOLINT
+    Result(E e) : ok_(false), error_(std::move(e)) {}  // NOLINT
     Result(const Result& o) : ok_(o.ok_), error_(o.error_) {
         if (ok_) {
             new (&value_) T(o.value_);
         }
     }
-    Result(Result&& o) noexcept : ok_(o.ok_), error_(o.error_) {
+    Result(Result&& o) noexcept : ok_(o.ok_), error_(std::move(o.error_)) {
         if (ok_) {
             new (&value_) T(std::move(o.value_));
         }
@@ -94,37 +96,38 @@ public:
     T* operator->() { return &value(); }
     const T* operator->() const { return &value(); }
 
-    const Error& error() const {
+    const E& error() const {
         CFD_CHECK(!ok_);
         return error_;
     }
 
 private:
     bool ok_;
-    Error error_{};
+    E error_{};
     union {
         T value_;
     };
 };
 
-template <>
-class [[nodiscard]] Result<void> {
+template <class E>
+class [[nodiscard]] Result<void, E> {
 public:
     Result() = default;
+    template <class U = E, std::enable_if_t<std::is_same_v<U, Error>, int> = 0>
     Result(Err e) : ok_(false), error_(e.error) {}  // NOLINT
-    Result(Error e) : ok_(false), error_(e) {}      // NOLINT
+    Result(E e) : ok_(false), error_(std::move(e)) {}  // NOLINT
 
     bool has_value() const { return ok_; }
     explicit operator bool() const { return ok_; }
     void value() const { CFD_CHECK(ok_); }
-    const Error& error() const {
+    const E& error() const {
         CFD_CHECK(!ok_);
         return error_;
     }
 
 private:
     bool ok_ = true;
-    Error error_{};
+    E error_{};
 };
 
 using Status = Result<void>;
