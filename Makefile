@@ -42,7 +42,7 @@ CFLAGS    := $(OPT) -w $(SANFLAGS)
 LDLIBS    := $(WOLFSSL_LIBS) -luring -lnghttp2 -lcapnp-rpc -lcapnp -lkj -linih -lsqlite3 -lpthread -lm
 LDFLAGS   := -pthread $(SANFLAGS)
 
-MODULES := core config reactor net tls http1 http2 rpc store
+MODULES := core config reactor net tls http1 http2 rpc store connector
 LIB_SRCS := $(sort $(foreach m,$(MODULES),$(wildcard src/$(m)/*.cc)))
 CLI_SRCS := $(wildcard src/cli/*.cc)
 CAPNP_SRCS := $(wildcard src/rpc/*.capnp)
@@ -90,6 +90,7 @@ DEPS_reactor := core
 DEPS_net     := core reactor
 DEPS_uring   := core reactor net tls
 DEPS_store   := core
+DEPS_connector := core
 unit_tests_of = $(wildcard tests/unit/$(1)/*.cc) $(if $(filter uring,$(1)),$(wildcard tests/uring/*.cc))
 unit_objs_of = $(call obj_of,$(UNIT_MAIN) $(call unit_tests_of,$(1)) \
     $(foreach m,$(DEPS_$(1)) $(1),$(wildcard src/$(m)/*.cc))) \
