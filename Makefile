@@ -22,6 +22,7 @@ SANFLAGS :=
 OPT     := -O2 -g
 endif
 
+JOBS    ?= $(shell nproc)
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
@@ -39,7 +40,7 @@ CXXFLAGS  := -std=c++20 $(OPT) $(WARN) -fno-exceptions -pthread $(SANFLAGS)
 # Cap'n Proto's generated code and kj use exceptions internally; they get their own flags.
 GENFLAGS  := -std=c++20 $(OPT) -w -pthread $(SANFLAGS)
 CFLAGS    := $(OPT) -w $(SANFLAGS)
-LDLIBS    := $(WOLFSSL_LIBS) -luring -lnghttp2 -lcapnp-rpc -lcapnp -lkj -linih -lsqlite3 -lpthread -lm
+LDLIBS    := $(WOLFSSL_LIBS) -luring -lnghttp2 -lcapnp-rpc -lcapnp -lkj-async -lkj -linih -lsqlite3 -lpthread -lm
 LDFLAGS   := -pthread $(SANFLAGS)
 
 MODULES := core config reactor net tls http1 http2 rpc store connector
@@ -124,23 +125,23 @@ $(OUT)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	$(CC) -isystem $(LLHTTP_INC) $(CFLAGS) -c -o $@ $<
 
 test: deps
-	@$(MAKE) --no-print-directory $(BIN) $(UNIT_BIN)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BIN) $(UNIT_BIN)
 	@OUT=$(OUT) bash tools/run_tests.sh
 
 asan: deps
-	@$(MAKE) --no-print-directory VARIANT=asan $(BUILD)/asan/cfdtunnel $(BUILD)/asan/unit_tests
+	@$(MAKE) --no-print-directory -j$(JOBS) VARIANT=asan $(BUILD)/asan/cfdtunnel $(BUILD)/asan/unit_tests
 	@OUT=$(BUILD)/asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1 bash tools/run_tests.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BIN) $(OUT)/bench_tls
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BIN) $(OUT)/bench_tls
 	@OUT=$(OUT) bash tools/bench/run.sh
 
 $(OUT)/bench_tls: $(call obj_of,tools/bench/tls_throughput.cc) $(LIB_OBJS)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 demo: deps
-	@$(MAKE) --no-print-directory $(BIN)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BIN)
 	@OUT=$(OUT) bash tools/demo.sh
 
 install: $(BIN)
