@@ -120,9 +120,10 @@ $(OUT)/gen/rpc/%.capnp.c++ $(OUT)/gen/rpc/%.capnp.h: src/rpc/%.capnp
 $(OUT)/gen/rpc/%.capnp.o: $(OUT)/gen/rpc/%.capnp.c++
 	$(CXX) $(CPPFLAGS) $(GENFLAGS) -c -o $@ $<
 
+# Strict mode: no lenient parsing anywhere (the codec checks again on its own).
 $(OUT)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -isystem $(LLHTTP_INC) $(CFLAGS) -c -o $@ $<
+	$(CC) -isystem $(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 $(CFLAGS) -c -o $@ $<
 
 test: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BIN) $(UNIT_BIN)
