@@ -98,6 +98,10 @@ unit_objs_of = $(call obj_of,$(UNIT_MAIN) $(call unit_tests_of,$(1)) \
     $(if $(filter http1,$(1)),$(LLHTTP_OBJS)) \
     $(if $(filter rpc,$(1)),$(patsubst %.c++,%.o,$(CAPNP_GEN_CC)))
 
+# Generated Cap'n Proto sources are intermediate files to make: keep them, or every build
+# regenerates them and recompiles what includes them.
+.SECONDARY: $(CAPNP_GEN_CC) $(CAPNP_GEN_H)
+
 .SECONDEXPANSION:
 unit-%: $$(call unit_objs_of,$$*)
 	$(CXX) $(LDFLAGS) -o $(OUT)/unit_$* $^ $(LDLIBS)
