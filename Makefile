@@ -62,7 +62,7 @@ UNIT_OBJS := $(call obj_of,$(UNIT_MAIN) $(UNIT_SRCS))
 BIN := $(OUT)/cfdtunnel
 UNIT_BIN := $(OUT)/unit_tests
 
-.PHONY: all deps test asan bench demo install clean format unit-%
+.PHONY: all deps test asan bench demo install clean format fuzz unit-%
 .DEFAULT_GOAL := all
 
 all: $(BIN)
@@ -156,6 +156,9 @@ install: $(BIN)
 
 clean:
 	rm -rf $(OUT)/obj $(OUT)/gen $(BIN) $(UNIT_BIN) $(OUT)/unit_* $(BUILD)/asan
+
+# `make fuzz`: libFuzzer targets in tests/fuzz (clang), rules in tools/fuzz.mk.
+-include tools/fuzz.mk
 
 format:
 	clang-format -i $$(find src include tests tools -name '*.cc' -o -name '*.h')
