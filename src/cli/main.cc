@@ -4,11 +4,13 @@
 #include <string_view>
 
 #include "cfd/core/version.h"
+#include "cfd/reactor/features.h"
 
 namespace {
 
 int cmd_version() {
     std::printf("cfdtunnel version %s\n", cfd::kVersion);
+    std::printf("io_uring features: %s\n", cfd::reactor::features_line().c_str());
     return 0;
 }
 
