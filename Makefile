@@ -43,7 +43,7 @@ CFLAGS    := $(OPT) -w $(SANFLAGS)
 LDLIBS    := $(WOLFSSL_LIBS) -luring -lnghttp2 -lcapnp-rpc -lcapnp -lkj-async -lkj -linih -lsqlite3 -lpthread -lm
 LDFLAGS   := -pthread $(SANFLAGS)
 
-MODULES := core config reactor net tls http1 http2 rpc store connector
+MODULES := core config reactor net tls http1 http2 rpc store connector edge control
 LIB_SRCS := $(sort $(foreach m,$(MODULES),$(wildcard src/$(m)/*.cc)))
 CLI_SRCS := $(wildcard src/cli/*.cc)
 CAPNP_SRCS := $(wildcard src/rpc/*.capnp)
@@ -91,12 +91,14 @@ DEPS_reactor := core
 DEPS_net     := core reactor
 DEPS_uring   := core reactor net tls
 DEPS_store   := core
-DEPS_connector := core
+DEPS_connector := core config reactor net tls http1 http2 rpc
+DEPS_edge    := core config reactor net tls http1 http2 rpc store
+DEPS_control := core config reactor net tls http1 http2 rpc store edge
 unit_tests_of = $(wildcard tests/unit/$(1)/*.cc) $(if $(filter uring,$(1)),$(wildcard tests/uring/*.cc))
 unit_objs_of = $(call obj_of,$(UNIT_MAIN) $(call unit_tests_of,$(1)) \
     $(foreach m,$(DEPS_$(1)) $(1),$(wildcard src/$(m)/*.cc))) \
-    $(if $(filter http1,$(1)),$(LLHTTP_OBJS)) \
-    $(if $(filter rpc,$(1)),$(patsubst %.c++,%.o,$(CAPNP_GEN_CC)))
+    $(if $(filter http1,$(1) $(DEPS_$(1))),$(LLHTTP_OBJS)) \
+    $(if $(filter rpc,$(1) $(DEPS_$(1))),$(patsubst %.c++,%.o,$(CAPNP_GEN_CC)))
 
 # Generated Cap'n Proto sources are intermediate files to make: keep them, or every build
 # regenerates them and recompiles what includes them.
