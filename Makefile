@@ -54,6 +54,8 @@ LLHTTP_OBJS := $(OUT)/obj/llhttp/api.o $(OUT)/obj/llhttp/http.o $(OUT)/obj/llhtt
 obj_of = $(patsubst %.cc,$(OUT)/obj/%.o,$(1))
 LIB_OBJS := $(call obj_of,$(LIB_SRCS)) $(patsubst %.c++,%.o,$(CAPNP_GEN_CC)) $(LLHTTP_OBJS)
 CLI_OBJS := $(call obj_of,$(CLI_SRCS))
+# The commands without main(): unit tests link them too.
+CMD_OBJS := $(filter-out %/cli/main.o,$(CLI_OBJS))
 
 UNIT_MAIN := tests/unit/main.cc
 UNIT_SRCS := $(sort $(wildcard tests/unit/*/*.cc) $(wildcard tests/uring/*.cc))
@@ -76,7 +78,7 @@ $(BUILD)/wolfssl.mk:
 $(BIN): $(CLI_OBJS) $(LIB_OBJS)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(UNIT_BIN): $(UNIT_OBJS) $(LIB_OBJS)
+$(UNIT_BIN): $(UNIT_OBJS) $(CMD_OBJS) $(LIB_OBJS)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # One module's tests linked against that module and the modules below it only, so that a
@@ -94,9 +96,10 @@ DEPS_store   := core
 DEPS_connector := core config reactor net tls http1 http2 rpc
 DEPS_edge    := core config reactor net tls http1 http2 rpc store
 DEPS_control := core config reactor net tls http1 http2 rpc store edge
+DEPS_cli     := $(filter-out cli,$(MODULES))
 unit_tests_of = $(wildcard tests/unit/$(1)/*.cc) $(if $(filter uring,$(1)),$(wildcard tests/uring/*.cc))
-unit_objs_of = $(call obj_of,$(UNIT_MAIN) $(call unit_tests_of,$(1)) \
-    $(foreach m,$(DEPS_$(1)) $(1),$(wildcard src/$(m)/*.cc))) \
+unit_objs_of = $(filter-out %/cli/main.o,$(call obj_of,$(UNIT_MAIN) $(call unit_tests_of,$(1)) \
+    $(foreach m,$(DEPS_$(1)) $(1),$(wildcard src/$(m)/*.cc)))) \
     $(if $(filter http1,$(1) $(DEPS_$(1))),$(LLHTTP_OBJS)) \
     $(if $(filter rpc,$(1) $(DEPS_$(1))),$(patsubst %.c++,%.o,$(CAPNP_GEN_CC)))
 
