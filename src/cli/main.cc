@@ -10,11 +10,6 @@
 
 namespace cfd::cli {
 
-std::vector<Command>& commands() {
-    static std::vector<Command> all;
-    return all;
-}
-
 namespace {
 
 int run_version(int, char**) {
