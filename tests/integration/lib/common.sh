@@ -5,6 +5,7 @@ set -euo pipefail
 
 CFD_BIN=${CFD_BIN:-$PWD/build/cfdtunnel}
 TEST_TMP=$(mktemp -d /tmp/cfd-it-XXXXXX)
+chmod 0755 "$TEST_TMP"  # nginx's workers (www-data) read origin files from here
 STARTED_PIDS=()
 
 cleanup() {
@@ -56,7 +57,51 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# port_open PORT: something accepts connections on 127.0.0.1:PORT.
+port_open() {
+    bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
 # rss_kb PID: resident set size in KiB (VmHWM is the peak).
 peak_rss_kb() {
     awk '/VmHWM/ {print $2}' "/proc/$1/status"
+}
+
+# start_nginx NAME PORT ROOT: a real nginx origin on 127.0.0.1:PORT serving ROOT, in the
+# foreground under this test (recorded PID). PUT /uploads/NAME stores the body as
+# ROOT/uploads/NAME (WebDAV), so uploads through the tunnel can be checksummed.
+start_nginx() {
+    local name=$1 port=$2 root=$3
+    local dir="$TEST_TMP/nginx-$name"
+    mkdir -p "$dir/tmp"
+    # As root (CI), workers stay root so they can write the test's own temp folders.
+    local user_line=""
+    [[ $(id -u) -eq 0 ]] && user_line="user root;"
+    cat >"$dir/nginx.conf" <<NGINX
+$user_line
+daemon off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    client_max_body_size 0;
+    server {
+        listen 127.0.0.1:$port;
+        root $root;
+        location /uploads/ {
+            dav_methods PUT;
+            create_full_put_path on;
+        }
+    }
+}
+NGINX
+    start "nginx-$name" /usr/sbin/nginx -c "$dir/nginx.conf" -p "$dir"
+    wait_until 10 port_open "$port" || fail "nginx did not start: $(cat "$dir/error.log")"
 }
