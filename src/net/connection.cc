@@ -54,8 +54,10 @@ Result<Connection*> Connection::connect(Reactor& r, const SockAddr& to, Millis t
     if (fd < 0) {
         return Err{Errc::Syscall, errno, "socket"};
     }
-    int one = 1;
-    (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (to.family() != AF_UNIX) {
+        int one = 1;
+        (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
     auto obj = r.adopt(std::make_unique<Connection>(fd, h, o));
     if (!obj) {
         ::close(fd);
@@ -264,7 +266,8 @@ Status Connection::send(std::span<const uint8_t> bytes) {
         // Appending behind an in-flight send is safe: its iovec length was fixed at submit.
         if (out_.empty() || !out_.back().own || out_.back().len == kSegmentBytes) {
             Segment s;
-            s.own = spare_ ? std::move(spare_) : std::make_unique<uint8_t[]>(kSegmentBytes);
+            s.own = spare_ ? std::move(spare_)
+                           : std::make_unique_for_overwrite<uint8_t[]>(kSegmentBytes);
             s.data = s.own.get();
             out_.push_back(std::move(s));
         }

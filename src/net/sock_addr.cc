@@ -3,8 +3,10 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/un.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <charconv>
 #include <cstring>
 
@@ -115,6 +117,18 @@ SockAddr SockAddr::loopback_v4(uint16_t port) {
     return a;
 }
 
+Result<SockAddr> SockAddr::unix_path(std::string_view path) {
+    SockAddr a;
+    auto* un = reinterpret_cast<sockaddr_un*>(&a.ss_);
+    if (path.empty() || path.size() >= sizeof(un->sun_path)) {
+        return Err{Errc::Invalid, 0, "address: bad unix socket path"};
+    }
+    un->sun_family = AF_UNIX;
+    std::memcpy(un->sun_path, path.data(), path.size());
+    a.len_ = socklen_t(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+    return a;
+}
+
 uint16_t SockAddr::port() const {
     if (family() == AF_INET) {
         return ntohs(reinterpret_cast<const sockaddr_in*>(&ss_)->sin_port);
@@ -146,6 +160,12 @@ std::string SockAddr::str() const {
         ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss_)->sin6_addr, buf,
                     sizeof(buf));
         return "[" + std::string(buf) + "]:" + std::to_string(port());
+    }
+    if (family() == AF_UNIX) {
+        const auto* un = reinterpret_cast<const sockaddr_un*>(&ss_);
+        size_t max = len_ > offsetof(sockaddr_un, sun_path) ? len_ - offsetof(sockaddr_un, sun_path)
+                                                           : 0;
+        return "unix:" + std::string(un->sun_path, strnlen(un->sun_path, max));
     }
     return "?";
 }

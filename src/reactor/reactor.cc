@@ -62,7 +62,8 @@ Status Reactor::init() {
         return Err{Errc::Unsupported, 0, "io_uring lacks EXT_ARG (wait with timeout)"};
     }
     if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_); probe != nullptr) {
-        has_msg_ring_ = io_uring_opcode_supported(probe, IORING_OP_MSG_RING) != 0;
+        has_msg_ring_ =
+            opts_.use_msg_ring && io_uring_opcode_supported(probe, IORING_OP_MSG_RING) != 0;
         io_uring_free_probe(probe);
     }
     if (auto s = bufs_.init(&ring_, 0, opts_.buf_count, opts_.buf_chunk); !s) {
@@ -76,7 +77,8 @@ Status Reactor::init() {
     t_current = this;  // this thread's reactor from now on (init functions may post)
     arm_eventfd();
     if (opts_.log_features) {
-        log::info("io_uring reactor started", {{"core", opts_.index}, {"features", features_line()}});
+        log::info("io_uring reactor started",
+                  {{"core", opts_.index}, {"features", features_line()}});
     }
     return {};
 }
@@ -100,6 +102,9 @@ Reactor::~Reactor() {
 }
 
 Result<IoObject*> Reactor::adopt(std::unique_ptr<IoObject> obj) {
+    if (stop_started_) {
+        return Err{Errc::Closed, 0, "reactor stopping"};
+    }
     uint32_t slot;
     if (!free_slots_.empty()) {
         slot = free_slots_.back();
@@ -180,9 +185,9 @@ void Reactor::return_buffer(uint16_t bid, Handle owner) {
 
 void Reactor::wait_for_buffers(IoObject& o) {
     ++stats_.enobufs_waits;
-    Handle h = o.handle();
-    if (std::find(buf_waiters_.begin(), buf_waiters_.end(), h) == buf_waiters_.end()) {
-        buf_waiters_.push_back(h);
+    if (!o.waiting_buffers_) {
+        o.waiting_buffers_ = true;
+        buf_waiters_.push_back(o.handle());  // at most once per object: bounded by the slab
     }
     // A buffer may have come back between the kernel's -ENOBUFS and now.
     if (bufs_.out() < bufs_.count()) {
@@ -196,6 +201,7 @@ void Reactor::wake_buffer_waiters() {
     waiters.swap(buf_waiters_);
     for (Handle h : waiters) {
         if (IoObject* o = find(h); o != nullptr) {
+            o->waiting_buffers_ = false;
             o->on_buffers_available();
         }
     }
@@ -255,9 +261,10 @@ void Reactor::dispatch(uint64_t user_data, int32_t res, uint32_t flags) {
     }
     IoObject* o = slab_[t.slot].obj.get();
     if (!(flags & IORING_CQE_F_MORE)) {
-        CFD_ASSERT(o->inflight_ > 0);
         if (o->inflight_ > 0) {
             --o->inflight_;
+        } else {
+            CFD_BUG("final CQE for an object with nothing in flight");
         }
     }
     o->on_cqe(t.kind, res, flags);

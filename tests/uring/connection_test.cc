@@ -293,3 +293,44 @@ TEST_CASE("uring: the per-connection buffer quota pauses recv and resumes" *
     (*l)->close();
     CHECK(run_until(*r, [&] { return r->live_objects() == 0; }));
 }
+
+TEST_CASE("uring: connect to a Unix domain socket" * doctest::skip(!uring_ok())) {
+    auto r = make_reactor();
+    REQUIRE(r);
+    std::string path = "/tmp/cfd-uring-test-" + std::to_string(::getpid()) + ".sock";
+    ::unlink(path.c_str());
+    auto addr = SockAddr::unix_path(path);
+    REQUIRE(addr);
+    CHECK(addr->str() == "unix:" + path);
+    CHECK(!SockAddr::unix_path(""));
+    CHECK(!SockAddr::unix_path(std::string(200, 'x')));
+    int lfd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(::bind(lfd, addr->get(), addr->len()) == 0);
+    REQUIRE(::listen(lfd, 4) == 0);
+
+    EchoClient cl;
+    cl.total = 10000;
+    auto c = Connection::connect(*r, *addr, Millis(5000), &cl);
+    REQUIRE(c);
+    REQUIRE(run_until(*r, [&] { return cl.connected; }));
+    int peer = ::accept(lfd, nullptr, nullptr);  // connected already: does not block
+    REQUIRE(peer >= 0);
+    set_nonblocking(peer);
+    std::vector<uint8_t> buf(cl.total);
+    size_t got = 0;
+    // Echo by hand from this thread while the reactor turns.
+    CHECK(run_until(*r, [&] {
+        ssize_t n = ::read(peer, buf.data() + got, buf.size() - got);
+        if (n > 0) {
+            REQUIRE(::write(peer, buf.data() + got, size_t(n)) == n);
+            got += size_t(n);
+        }
+        return cl.closed;
+    }));
+    CHECK(cl.received == cl.total);
+    CHECK(!cl.mismatch);
+    ::close(peer);
+    ::close(lfd);
+    ::unlink(path.c_str());
+    CHECK(run_until(*r, [&] { return r->live_objects() == 0; }));
+}

@@ -96,15 +96,16 @@ struct Pump : reactor::TurnHook, reactor::MessageHandler {
 
 }  // namespace
 
-TEST_CASE("uring: cross-core mailbox under load, exactly once and in order" *
-          doctest::skip(!uring_ok())) {
-    constexpr uint64_t kMessages = 1500000;
+namespace {
+
+void mailbox_under_load(uint64_t kMessages, bool use_msg_ring) {
     constexpr uint64_t kExternalMessages = 1000;
     reactor::GroupOptions go;
     go.threads = 2;
     go.queue_capacity = 64;
     go.reactor.buf_count = 16;
     go.reactor.log_features = false;
+    go.reactor.use_msg_ring = use_msg_ring;
     ReactorGroup g(go);
     Done done;
     std::vector<std::unique_ptr<Pump>> pumps;
@@ -145,6 +146,18 @@ TEST_CASE("uring: cross-core mailbox under load, exactly once and in order" *
     // With a 64-slot queue and millions of messages the producers must have met a full queue.
     CHECK(pumps[0]->busy + pumps[1]->busy > 0);
     CHECK(!g.post(0, Message{}));  // stopped: refused, not queued
+}
+
+}  // namespace
+
+TEST_CASE("uring: cross-core mailbox under load, exactly once and in order" *
+          doctest::skip(!uring_ok())) {
+    mailbox_under_load(1000000, true);
+}
+
+TEST_CASE("uring: cross-core mailbox with the eventfd doorbell (no MSG_RING)" *
+          doctest::skip(!uring_ok())) {
+    mailbox_under_load(200000, false);
 }
 
 namespace {

@@ -228,7 +228,10 @@ struct ClientSide : reactor::MessageHandler {
 TEST_CASE("uring: TLS echo moves 1 GiB over loopback with bounded memory" *
           doctest::skip(!uring_ok())) {
     constexpr uint64_t kTotal = 1ull << 30;
-    constexpr long kRssBoundKib = 64 * 1024;  // peak RSS may grow by at most 64 MiB
+    // Peak RSS may grow by at most 64 MiB. Checked in the release build only: under ASan every
+    // freed block (wolfSSL's per-record buffers included) waits in a 256 MiB quarantine plus
+    // its shadow, which says nothing about our bounds.
+    constexpr long kRssBoundKib = 64 * 1024;
 
     auto ca = tls::generate_ca("cfdtunnel test CA", 2);
     REQUIRE(ca);
@@ -256,6 +259,7 @@ TEST_CASE("uring: TLS echo moves 1 GiB over loopback with bounded memory" *
     ClientSide client_side;
     client_side.client = &client;
 
+    reset_vm_hwm();
     long hwm_before = vm_hwm_kib();
     reactor::GroupOptions go;
     go.threads = 2;
@@ -289,5 +293,9 @@ TEST_CASE("uring: TLS echo moves 1 GiB over loopback with bounded memory" *
     MESSAGE("TLS " << client.version << " " << client.cipher << ", peak RSS growth "
                    << (hwm_after - hwm_before) / 1024 << " MiB");
     CHECK(client.version == "TLSv1.3");
+#if !defined(__SANITIZE_ADDRESS__)
     CHECK(hwm_after - hwm_before < kRssBoundKib);
+#else
+    (void)kRssBoundKib;
+#endif
 }

@@ -37,7 +37,8 @@ inline std::unique_ptr<reactor::Reactor> make_reactor(reactor::ReactorOptions o 
 
 // Turns the loop until cond() or the deadline; returns cond().
 template <class F>
-bool run_until(reactor::Reactor& r, F cond, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+bool run_until(reactor::Reactor& r, F cond,
+               std::chrono::milliseconds limit = std::chrono::seconds(20)) {
     auto deadline = std::chrono::steady_clock::now() + limit;
     while (!cond()) {
         if (std::chrono::steady_clock::now() > deadline) {
@@ -88,6 +89,16 @@ struct FdCollector : net::AcceptHandler {
     std::vector<int> fds;
     void on_accept(net::Listener&, int fd) override { fds.push_back(fd); }
 };
+
+// Resets the peak resident set to the current one ("5" to clear_refs), so that a test measures
+// its own peak, not one left by an earlier test in the same process.
+inline void reset_vm_hwm() {
+    FILE* f = std::fopen("/proc/self/clear_refs", "w");
+    if (f != nullptr) {
+        std::fputs("5", f);
+        std::fclose(f);
+    }
+}
 
 // Peak resident set (VmHWM) in KiB.
 inline long vm_hwm_kib() {

@@ -20,13 +20,16 @@ public:
     [[nodiscard]] static Result<SockAddr> parse(std::string_view host_port);
     static SockAddr from(const sockaddr* sa, socklen_t len);
     static SockAddr loopback_v4(uint16_t port);
+    // A Unix domain socket path (the `unix:` origin service). Invalid when empty or longer
+    // than sun_path holds.
+    [[nodiscard]] static Result<SockAddr> unix_path(std::string_view path);
 
     int family() const { return ss_.ss_family; }
     const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&ss_); }
     socklen_t len() const { return len_; }
     uint16_t port() const;
     SockAddr with_port(uint16_t port) const;
-    std::string str() const;  // "127.0.0.1:7844", "[::1]:80"
+    std::string str() const;  // "127.0.0.1:7844", "[::1]:80", "unix:/run/x.sock"
 
 private:
     sockaddr_storage ss_{};

@@ -39,6 +39,7 @@ struct ReactorOptions {
     uint32_t max_objects = 65536;  // slab capacity: connections + listeners
     uint32_t max_timers = 1 << 20;
     uint32_t external_queue = 4096;  // post_external() capacity
+    bool use_msg_ring = true;        // false: doorbells through the eventfd (the fallback path)
     bool log_features = true;
 };
 
@@ -77,6 +78,7 @@ private:
     uint32_t inflight_ = 0;
     bool retired_ = false;
     bool freeing_ = false;
+    bool waiting_buffers_ = false;  // already in the reactor's buffer-waiter list
 };
 
 class MessageHandler {
