@@ -286,8 +286,8 @@ Status RegistrationClient::Impl::on_unimplemented(RegistrationClient& c, Message
         return c.fail_session(Errc::Unsupported, "rpc: edge does not implement bootstrap",
                               "edge does not implement bootstrap", out);
     }
-    events.emplace_back(std::in_place_type<CallFailed>, q, question.method,
-                        "call not implemented by the edge");
+    events.emplace_back(std::in_place_type<CallFailed>,
+                        CallFailed{q, question.method, "call not implemented by the edge"});
     return {};
 }
 

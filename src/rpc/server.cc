@@ -81,7 +81,7 @@ Status RegistrationServer::Impl::on_message(RegistrationServer& s, const Frame& 
             auto reason = detail::to_string(msg.getAbort().getReason());
             s.closed_ = true;
             s.detail_ = "peer aborted: " + reason;
-            events.emplace_back(std::in_place_type<PeerAborted>, std::move(reason));
+            events.emplace_back(std::in_place_type<PeerAborted>, PeerAborted{std::move(reason)});
             return {};
         }
         case Message::UNIMPLEMENTED:
@@ -244,7 +244,7 @@ Status RegistrationServer::Impl::on_finish(RegistrationServer& s, capnp::rpc::Fi
         // The caller gave up; the question id stays taken on its side until a Return arrives.
         send_canceled(out, fin.getQuestionId());
         s.pending_.erase(a.call);
-        events.emplace_back(std::in_place_type<CallCanceled>, a.call);
+        events.emplace_back(std::in_place_type<CallCanceled>, CallCanceled{a.call});
     }
     if (a.holds_cap && fin.getReleaseResultCaps() && s.export_refs_ > 0) {
         s.export_refs_--;

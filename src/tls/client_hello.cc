@@ -66,6 +66,10 @@ Result<std::string> normalize_host(std::string_view raw) {
     if (raw.empty() || raw.size() > kMaxHostName) {
         return malformed("tls sni length");
     }
+    // Empty labels ("a..b", ".a", "a..") name nothing: no certificate or route could match.
+    if (raw.front() == '.' || raw.back() == '.' || raw.find("..") != std::string_view::npos) {
+        return malformed("tls sni empty label");
+    }
     std::string name;
     name.reserve(raw.size());
     for (char c : raw) {

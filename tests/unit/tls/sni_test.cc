@@ -283,3 +283,14 @@ TEST_CASE("tls: sessions outlive the ServerContexts they were made from (reload)
     REQUIRE(n);
     CHECK(std::string_view(buf, *n) == "still here");
 }
+
+TEST_CASE("tls: peek_sni drops one trailing dot and refuses empty labels") {
+    auto one = peek_sni(client_hello_for("h2.example.com."));
+    REQUIRE(one);
+    CHECK(one->name == "h2.example.com");
+    // Found by fuzzing: "h2.example.com.." used to come out as "h2.example.com.".
+    for (const char* bad : {"h2.example.com..", "a..example.com", ".example.com"}) {
+        CAPTURE(bad);
+        CHECK(!peek_sni(client_hello_for(bad)));
+    }
+}
