@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "cfd/config/ini.h"
+#include "cfd/core/numbers.h"
 #include "cfd/http1/parser.h"
 #include "cfd/http1/writer.h"
 
@@ -148,14 +149,8 @@ Result<ApiEndpoint, std::string> parse_api_url(std::string_view url) {
         port = rest.substr(colon + 1);
     }
     if (!port.empty() || rest.ends_with(":")) {
-        int p = 0;
-        for (char c : port) {
-            if (c < '0' || c > '9' || p > 65535) {
-                return "bad port in API URL " + std::string(url);
-            }
-            p = p * 10 + (c - '0');
-        }
-        if (p == 0 || p > 65535) {
+        uint64_t p = 0;
+        if (!parse_uint(port, 65535, &p) || p == 0) {
             return "bad port in API URL " + std::string(url);
         }
         e.port = static_cast<uint16_t>(p);

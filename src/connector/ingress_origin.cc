@@ -1,6 +1,7 @@
 // originRequest options: cloudflared's names (config/configuration.go OriginRequestConfig).
 #include "cfd/config/options.h"
 #include "cfd/connector/ingress.h"
+#include "cfd/core/numbers.h"
 
 namespace cfd::connector {
 
@@ -77,24 +78,6 @@ const Option* find_option(std::string_view key) {
     return nullptr;
 }
 
-bool parse_number(std::string_view s, long max, long* out) {
-    if (s.empty() || s.size() > 10) {
-        return false;
-    }
-    long v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') {
-            return false;
-        }
-        v = v * 10 + (c - '0');
-    }
-    if (v > max) {
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 }  // namespace
 
 bool is_origin_option(std::string_view key) {
@@ -129,8 +112,8 @@ Result<void, std::string> set_origin_option(OriginRequest* o, std::string_view k
         return {};
     }
     case Type::Int: {
-        long n = 0;
-        if (!parse_number(value, kMaxKeepAliveConnections, &n)) {
+        uint64_t n = 0;
+        if (!parse_uint(value, kMaxKeepAliveConnections, &n)) {
             return "bad number '" + v + "' (expected 0 to " +
                    std::to_string(kMaxKeepAliveConnections) + ")";
         }
@@ -138,8 +121,8 @@ Result<void, std::string> set_origin_option(OriginRequest* o, std::string_view k
         return {};
     }
     case Type::Port: {
-        long n = 0;
-        if (!parse_number(value, 65535, &n)) {
+        uint64_t n = 0;
+        if (!parse_uint(value, 65535, &n)) {
             return "bad port '" + v + "' (expected 0 to 65535)";
         }
         o->*(option->port) = static_cast<uint16_t>(n);

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "cfd/connector/ingress.h"
+#include "cfd/core/numbers.h"
 
 namespace cfd::connector {
 
@@ -16,24 +17,6 @@ std::string lower(std::string_view s) {
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
     return out;
-}
-
-bool parse_uint(std::string_view s, long max, long* out) {
-    if (s.empty() || s.size() > 6) {
-        return false;
-    }
-    long v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') {
-            return false;
-        }
-        v = v * 10 + (c - '0');
-    }
-    if (v > max) {
-        return false;
-    }
-    *out = v;
-    return true;
 }
 
 bool host_name_ok(std::string_view h) {
@@ -114,7 +97,7 @@ Result<Service, std::string> parse_url(std::string_view text, std::string_view s
         return "'" + std::string(text) + "': missing host (expected " + sch + "://host:port)";
     }
     if (has_port) {
-        long p = 0;
+        uint64_t p = 0;
         if (!parse_uint(port, 65535, &p) || p == 0) {
             return "'" + std::string(text) + "': bad port '" + std::string(port) + "'";
         }
@@ -142,7 +125,7 @@ Result<Service, std::string> parse_service(std::string_view text) {
         return s;
     }
     if (text.starts_with("http_status:")) {
-        long code = 0;
+        uint64_t code = 0;
         if (!parse_uint(text.substr(12), 999, &code) || code < 100 || code > 599) {
             return "'" + std::string(text) + "': the status must be a number from 100 to 599";
         }

@@ -95,6 +95,25 @@ Uuid uuid_col(const Statement& s, int col) {
     return u ? *u : Uuid{};
 }
 
+// Every row of `st`, each turned into a T by `row`.
+template <class T, class F>
+Result<std::vector<T>> collect(Result<Statement>& st, F row) {
+    if (!st) {
+        return st.error();
+    }
+    std::vector<T> out;
+    for (;;) {
+        auto more = st->step();
+        if (!more) {
+            return more.error();
+        }
+        if (!*more) {
+            return out;
+        }
+        out.push_back(row(*st));
+    }
+}
+
 class SqliteStore final : public Store {
 public:
     SqliteStore(Db db, Micros lease) : db_(std::move(db)), lease_(lease) {}
@@ -150,20 +169,7 @@ public:
         auto st = db_.prepare(std::string("SELECT ") + kTunnelCols + " FROM tunnels" +
                               (include_deleted ? "" : " WHERE deleted_at = 0") +
                               " ORDER BY created_at");
-        if (!st) {
-            return st.error();
-        }
-        std::vector<Tunnel> out;
-        for (;;) {
-            auto row = st->step();
-            if (!row) {
-                return row.error();
-            }
-            if (!*row) {
-                return out;
-            }
-            out.push_back(tunnel_from(*st));
-        }
+        return collect<Tunnel>(st, tunnel_from);
     }
 
     Status delete_tunnel(const Uuid& id) override {
@@ -224,20 +230,9 @@ public:
     Result<std::vector<Route>> list_routes() override {
         auto st = db_.prepare("SELECT hostname, tunnel_id, created_at FROM routes"
                               " ORDER BY hostname");
-        if (!st) {
-            return st.error();
-        }
-        std::vector<Route> out;
-        for (;;) {
-            auto row = st->step();
-            if (!row) {
-                return row.error();
-            }
-            if (!*row) {
-                return out;
-            }
-            out.push_back(Route{st->text(0), uuid_col(*st, 1), st->integer(2)});
-        }
+        return collect<Route>(st, [](const Statement& r) {
+            return Route{r.text(0), uuid_col(r, 1), r.integer(2)};
+        });
     }
 
     Result<std::optional<Uuid>> resolve(std::string_view hostname) override {
@@ -286,32 +281,23 @@ public:
             " c.version, c.arch, c.origin_ip, c.opened_at FROM connections c"
             " JOIN edges e ON e.edge_id = c.edge_id"
             " WHERE c.tunnel_id = ? AND e.seen_at >= ? ORDER BY c.opened_at, c.conn_index");
-        if (!st) {
-            return st.error();
+        if (st) {
+            st->bind_blob(1, tunnel_id.raw()).bind(2, now_micros() - lease_);
         }
-        st->bind_blob(1, tunnel_id.raw()).bind(2, now_micros() - lease_);
-        std::vector<Connection> out;
-        for (;;) {
-            auto row = st->step();
-            if (!row) {
-                return row.error();
-            }
-            if (!*row) {
-                return out;
-            }
+        return collect<Connection>(st, [](const Statement& r) {
             Connection c;
-            c.conn_id = uuid_col(*st, 0);
-            c.tunnel_id = uuid_col(*st, 1);
-            c.connector_id = uuid_col(*st, 2);
-            c.conn_index = static_cast<int>(st->integer(3));
-            c.location = st->text(4);
-            c.edge_id = uuid_col(*st, 5);
-            c.version = st->text(6);
-            c.arch = st->text(7);
-            c.origin_ip = st->text(8);
-            c.opened_at = st->integer(9);
-            out.push_back(std::move(c));
-        }
+            c.conn_id = uuid_col(r, 0);
+            c.tunnel_id = uuid_col(r, 1);
+            c.connector_id = uuid_col(r, 2);
+            c.conn_index = static_cast<int>(r.integer(3));
+            c.location = r.text(4);
+            c.edge_id = uuid_col(r, 5);
+            c.version = r.text(6);
+            c.arch = r.text(7);
+            c.origin_ip = r.text(8);
+            c.opened_at = r.integer(9);
+            return c;
+        });
     }
 
     Result<int> cleanup_connections(const Uuid& tunnel_id,

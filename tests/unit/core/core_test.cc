@@ -3,6 +3,7 @@
 #include "cfd/core/base64.h"
 #include "cfd/core/duration.h"
 #include "cfd/core/log.h"
+#include "cfd/core/numbers.h"
 #include "cfd/core/uuid.h"
 
 using namespace cfd;
@@ -99,4 +100,18 @@ TEST_CASE("result: value and error paths") {
     Status f = Err{Errc::Busy, 0, "queue"};
     CHECK(!f);
     CHECK(f.error().code == Errc::Busy);
+}
+
+TEST_CASE("numbers: strict decimal parsing") {
+    uint64_t v = 7;
+    CHECK(parse_uint("65535", 65535, &v));
+    CHECK(v == 65535);
+    CHECK(!parse_uint("65536", 65535, &v));
+    CHECK(v == 65535);
+    CHECK(!parse_uint("", 10, &v));
+    CHECK(!parse_uint("-1", 10, &v));
+    CHECK(!parse_uint("1 ", 10, &v));
+    CHECK(!parse_uint("99999999999999999999", UINT64_MAX, &v));
+    CHECK(parse_uint("0", 0, &v));
+    CHECK(v == 0);
 }
