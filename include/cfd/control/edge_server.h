@@ -1,0 +1,46 @@
+// `cfdtunnel edge`: the whole process.
+//
+// Threads and ownership (DESIGN.md §3):
+//   - main thread = the CONTROL thread. It owns the store (SQLite, blocking calls: only here),
+//     the Registrar (credential checks, connection rows, heartbeats), the management API and the
+//     metrics endpoint (served from its own small reactor), the route snapshots, and shutdown.
+//   - N reactor threads (--workers), each running an edge::Worker that owns its listeners, its
+//     tunnel connections and public connections, and its copy of the route table.
+//   - Messages only (edge/messages.h): workers post RegisterMsg and ConnClosed to the control
+//     reactor (post_external); the control thread answers with RegisterAnswerMsg and pushes
+//     RouteTable snapshots (one copy per worker) when the store's routes change (checked every
+//     few seconds, since other edge processes share the store, and at once after an API call).
+//   - SIGTERM/SIGINT: stop the workers (listeners and tunnel connections close), forget this
+//     edge's rows in the store, exit. Drain comes with issue 4.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "cfd/core/result.h"
+
+namespace cfd::control {
+
+struct EdgeConfig {
+    std::string location = "DFW";
+    std::string tunnel_listen = "0.0.0.0:7844";
+    std::string http_listen = "0.0.0.0:80";
+    std::string api_listen = "127.0.0.1:7845";
+    std::string metrics = "127.0.0.1:9100";
+    std::string store = "sqlite:/var/lib/cfdtunnel/edge.db";
+    std::string cert;
+    std::string key;
+    int64_t workers = 0;  // 0: one per core
+    int64_t max_connectors_per_tunnel = 100;
+};
+
+// Runs until SIGTERM/SIGINT. Returns a process exit code.
+int run_edge(const EdgeConfig& cfg);
+
+// The folder of a "sqlite:/path/edge.db" store spec ("." for a bare file name).
+std::string store_folder(const std::string& spec);
+
+// Reads `<dir>/api-token`, or creates it (mode 0600) with a new random token.
+Result<std::string> load_or_create_token(const std::string& dir);
+
+}  // namespace cfd::control

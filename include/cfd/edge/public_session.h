@@ -1,0 +1,177 @@
+// One public client's HTTP/1.1 connection, sans I/O: requests parsed from feed(), routed by
+// Host to a tunnel, streamed down one of its connections as an HTTP/2 stream, the response
+// written back through PublicIo. One exchange at a time (pipelined requests wait in the input).
+//
+// Flow control, both ways:
+//   client -> connector: body bytes go to TunnelConn::write_body(); when it takes fewer, parsing
+//     stops and the input is held (wants_input() turns false: the glue pauses recv) until
+//     on_tunnel_room();
+//   connector -> client: response bytes are copied to PublicIo::send(); the HTTP/2 window is
+//     reopened (consume) at once while PublicIo is writable, otherwise when on_writable() says
+//     the client drained it. The connector can never have more than one stream window in
+//     flight, so the client's out-queue stays below its high-water mark plus one window.
+//
+// Answers of its own, with short bodies: unknown host 404, no connector 530 (error 1033),
+// malformed 400 (or the parser's 413/414/431/501/505), reset before the response 502.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cfd/core/uuid.h"
+#include "cfd/edge/tunnel_conn.h"
+#include "cfd/http1/parser.h"
+#include "cfd/http1/writer.h"
+
+namespace cfd::edge {
+
+// Events of a proxied stream, delivered to whatever TunnelConn::stream_user() points at.
+class StreamSink {
+public:
+    virtual ~StreamSink() = default;
+    virtual void on_tunnel_response(TunnelConn& t, int32_t sid, int status,
+                                    std::vector<http2::HeaderPair>&& headers, bool end) = 0;
+    virtual void on_tunnel_data(TunnelConn& t, int32_t sid, std::string_view bytes) = 0;
+    virtual void on_tunnel_end(TunnelConn& t, int32_t sid) = 0;
+    virtual void on_tunnel_close(TunnelConn& t, int32_t sid, uint32_t code) = 0;
+    virtual void on_tunnel_room(TunnelConn& t, int32_t sid) = 0;
+};
+
+// TunnelEvents whose stream events go to the StreamSink in the stream's user pointer; a stream
+// whose sink is gone has its response bytes released at once.
+class StreamRouter : public TunnelEvents {
+public:
+    void on_response(TunnelConn& t, int32_t sid, int status,
+                     std::vector<http2::HeaderPair>&& headers, bool end) override;
+    void on_data(TunnelConn& t, int32_t sid, std::string_view bytes) override;
+    void on_stream_end(TunnelConn& t, int32_t sid) override;
+    void on_stream_close(TunnelConn& t, int32_t sid, uint32_t code) override;
+    void on_body_room(TunnelConn& t, int32_t sid) override;
+};
+
+struct RouteResult {
+    enum class Kind : uint8_t { UnknownHost, NoConnector, Ok, OtherCore };
+    Kind kind = Kind::UnknownHost;
+    TunnelConn* conn = nullptr;
+    uint32_t core = 0;  // OtherCore: a core that holds a connection of the tunnel
+};
+
+class PublicRouter {
+public:
+    virtual ~PublicRouter() = default;
+    // A registered connection of the tunnel `host` routes to.
+    virtual RouteResult route(std::string_view host) = 0;
+};
+
+class PublicIo {
+public:
+    virtual ~PublicIo() = default;
+    // Queues bytes for the client; false when the queue refused them (the session then ends).
+    virtual bool send(std::string_view bytes) = 0;
+    // Below the high-water mark.
+    virtual bool writable() const = 0;
+    // Close once everything queued is sent.
+    virtual void close_after_flush() = 0;
+    // Close now (a response cut in the middle: the client must see an error, not a short body).
+    virtual void abort() = 0;
+    // Held input was used up: reading may resume (the glue re-arms recv).
+    virtual void input_room() {}
+    // Moves the client connection to reactor `core`, which holds a connection of the tunnel;
+    // the bytes of the current request go along (take_request_bytes()). False: not possible.
+    virtual bool handoff(uint32_t core) {
+        (void)core;
+        return false;
+    }
+};
+
+struct PublicOptions {
+    http1::Limits limits;
+    size_t max_input = 64 << 10;  // bytes held while the tunnel does not take the body
+};
+
+class PublicSession final : public StreamSink {
+public:
+    PublicSession(PublicRouter& router, PublicIo& io, const PublicOptions& opts = {});
+    // Resets a stream still open: the connector stops at once.
+    ~PublicSession() override;
+    PublicSession(const PublicSession&) = delete;
+    PublicSession& operator=(const PublicSession&) = delete;
+
+    void feed(std::string_view bytes);
+    void feed_eof();
+    // PublicIo turned writable again.
+    void on_writable();
+    // False: stop reading from the client (input held, or the connection is ending).
+    bool wants_input() const;
+    bool closing() const { return closing_; }
+    // After PublicIo::handoff(): the current request's bytes and everything after them.
+    std::string take_request_bytes();
+    // A connection that was handed over once is not handed over again (no ping-pong on a
+    // stale view of which core holds what): it answers 530 instead.
+    void set_no_handoff() { no_handoff_ = true; }
+    bool handed_off() const { return handed_off_; }
+    // Between requests (or inside a head): no stream, nothing owed to the client. The glue
+    // closes such a connection once it was silent for its idle timeout (slow heads included).
+    bool idle() const { return phase_ == Phase::Head && tunnel_ == nullptr && !closing_; }
+    uint64_t exchanges() const { return exchanges_; }
+
+    // StreamSink
+    void on_tunnel_response(TunnelConn& t, int32_t sid, int status,
+                            std::vector<http2::HeaderPair>&& headers, bool end) override;
+    void on_tunnel_data(TunnelConn& t, int32_t sid, std::string_view bytes) override;
+    void on_tunnel_end(TunnelConn& t, int32_t sid) override;
+    void on_tunnel_close(TunnelConn& t, int32_t sid, uint32_t code) override;
+    void on_tunnel_room(TunnelConn& t, int32_t sid) override;
+
+private:
+    enum class Phase : uint8_t { Head, Local, Proxy };
+
+    // Not re-entrant: a tunnel event arriving inside it (write_body() flushes) sets again_.
+    void process();
+    void process_once();
+    void start_exchange();
+    bool push_body();
+    void answer(uint16_t status, std::string_view text, bool keep_alive);
+    void maybe_finish();
+    void finish_exchange();
+    void close_now();
+    bool send(std::string_view bytes);
+    void detach_stream();
+
+    PublicRouter& router_;
+    PublicIo& io_;
+    PublicOptions opts_;
+    http1::RequestParser parser_;
+    std::string in_;
+    size_t in_off_ = 0;
+    Phase phase_ = Phase::Head;
+    bool closing_ = false;
+    bool eof_ = false;
+    bool in_process_ = false;
+    bool no_handoff_ = false;
+    bool handed_off_ = false;
+    size_t req_start_ = 0;  // offset in in_ of the current request's first byte (Head phase)
+    bool again_ = false;
+    uint64_t exchanges_ = 0;
+
+    // The current exchange.
+    bool keep_alive_ = true;
+    bool head_request_ = false;
+    bool http10_ = false;
+    bool req_done_ = false;
+    bool req_has_body_ = false;
+    std::string body_pending_;  // body bytes the tunnel has not taken yet
+    bool end_pending_ = false;  // the body's end is still to be written
+    TunnelConn* tunnel_ = nullptr;
+    int32_t sid_ = -1;
+    bool resp_started_ = false;
+    bool resp_done_ = false;
+    http1::BodyKind resp_framing_ = http1::BodyKind::None;
+    uint64_t resp_left_ = 0;   // Content-Length bytes still to come
+    uint64_t unconsumed_ = 0;  // response bytes sent while the client was not writable
+    std::string scratch_;
+};
+
+}  // namespace cfd::edge

@@ -1,0 +1,39 @@
+// A snapshot of the store's routes (hostname -> tunnel), immutable once built. The control
+// thread builds one copy per reactor and posts it; each reactor swaps its own pointer, so the
+// data path reads routes without a lock and without sharing memory across cores.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "cfd/core/uuid.h"
+
+namespace cfd::edge {
+
+class RouteTable {
+public:
+    // `hostname` lower case, maybe "*.example.com".
+    void add(std::string_view hostname, const Uuid& tunnel);
+    // Exact name first, then the wildcard one label up ("a.b.c" -> "*.b.c"). `host` may carry
+    // a port and any case; a trailing dot is ignored.
+    const Uuid* resolve(std::string_view host) const;
+    size_t size() const { return exact_.size() + wildcard_.size(); }
+    // Which cores (bit i = worker i) hold registered connections of `tunnel`, as the control
+    // thread last heard: a core without one hands the public connection to one that has.
+    void set_cores(const Uuid& tunnel, uint64_t mask);
+    uint64_t cores(const Uuid& tunnel) const;
+    // A canonical text of the table, to tell whether a reload changed anything.
+    std::string fingerprint() const;
+
+private:
+    std::unordered_map<std::string, Uuid> exact_;
+    std::unordered_map<std::string, Uuid> wildcard_;   // key: the parent domain of "*.x"
+    std::unordered_map<std::string, uint64_t> cores_;  // raw tunnel UUID -> core mask
+};
+
+// "App.Example.com:8080" -> "app.example.com"; "[::1]:80" -> "::1".
+std::string host_without_port(std::string_view authority);
+
+}  // namespace cfd::edge

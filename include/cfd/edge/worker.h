@@ -1,0 +1,108 @@
+// The edge's per-core half (DESIGN.md §3). One Worker per reactor thread owns, on that core only:
+//   - a TLS listener on --tunnel-listen and a public HTTP/1.1 listener on --http-listen (both
+//     SO_REUSEPORT: the kernel spreads connections across cores),
+//   - the tunnel connections accepted here (TunnelLink: socket + TunnelConn) and the registry
+//     of those registered, per tunnel,
+//   - the public connections accepted here (PublicLink: socket + PublicSession),
+//   - its own copy of the route table, replaced by the control thread's snapshots.
+// Registration leaves the core: the worker posts the request to the control thread (store
+// access), which answers with a message; nothing on the data path takes a lock.
+// A public request is served by a registered connection of this core (the least busy one); a
+// tunnel with connections only on other cores answers 530 here for now (cross-core relay and
+// balancing across connectors come with issue 4).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "cfd/edge/messages.h"
+#include "cfd/edge/public_session.h"
+#include "cfd/edge/routes.h"
+#include "cfd/edge/tunnel_conn.h"
+#include "cfd/net/connection.h"
+#include "cfd/net/listener.h"
+#include "cfd/net/sock_addr.h"
+#include "cfd/reactor/reactor.h"
+#include "cfd/tls/context.h"
+
+namespace cfd::edge {
+
+struct WorkerConfig {
+    const tls::Context* tls = nullptr;  // the tunnel listener's certificate
+    net::SockAddr tunnel_addr;
+    net::SockAddr http_addr;
+    reactor::Reactor* control = nullptr;  // post_external() target
+    TunnelOptions tunnel;
+    PublicOptions pub;
+    net::ConnOptions public_conn;
+    Millis public_idle_timeout{60000};  // keep-alive idle, and the time to send a head
+    net::ConnOptions tunnel_conn;
+};
+
+class TunnelLink;
+class PublicLink;
+
+class Worker final : public reactor::MessageHandler,
+                     public reactor::TimerTarget,
+                     public PublicRouter {
+public:
+    // On the reactor's own thread: opens the listeners and installs the message handler.
+    [[nodiscard]] static Result<std::unique_ptr<Worker>> start(reactor::Reactor& r,
+                                                               const WorkerConfig& cfg);
+    // Touches no reactor state: called after the reactor stopped.
+    ~Worker() override;
+
+    // Bound ports (for tests with port 0).
+    uint16_t tunnel_port() const;
+    uint16_t http_port() const;
+
+    // PublicRouter
+    RouteResult route(std::string_view host) override;
+
+    // --- for the links
+    void post_register(TunnelLink& l, rpc::CallId call, const rpc::RegisterRequest& req);
+    void unroute(TunnelLink& l);
+    void link_closed(TunnelLink& l);
+    void link_closed(PublicLink& l);
+    reactor::Reactor& reactor() { return r_; }
+    const WorkerConfig& config() const { return cfg_; }
+
+    void accept_tunnel(int fd);
+    // `replay`: bytes already read by another core (a handoff); such a client stays here.
+    void accept_public(int fd, std::string_view replay = {}, bool handed = false);
+    // Posts a handed-off client to `core`; closes `fd` when that fails.
+    void send_handoff(uint32_t core, int fd, std::string bytes);
+
+private:
+    Worker(reactor::Reactor& r, const WorkerConfig& cfg);
+    void on_message(reactor::Reactor& r, const reactor::Message& m) override;
+    void on_timer(reactor::TimerId id, uint64_t arg) override;
+    void on_answer(std::unique_ptr<RegisterAnswerMsg> a);
+    void post_closed(const Uuid& conn_id);
+
+    struct Acceptor : net::AcceptHandler {
+        Worker* w = nullptr;
+        bool tunnel = false;
+        void on_accept(net::Listener& l, int fd) override;
+    };
+
+    reactor::Reactor& r_;
+    WorkerConfig cfg_;
+    Acceptor tunnel_acceptor_;
+    Acceptor public_acceptor_;
+    net::Listener* tunnel_listener_ = nullptr;
+    net::Listener* public_listener_ = nullptr;
+    std::unique_ptr<RouteTable> routes_;
+    uint64_t next_link_ = 1;
+    std::unordered_map<uint64_t, std::unique_ptr<TunnelLink>> tunnels_;
+    std::unordered_map<PublicLink*, std::unique_ptr<PublicLink>> publics_;
+    // Registered, non-draining connections per tunnel (raw UUID bytes).
+    std::unordered_map<std::string, std::vector<TunnelLink*>> registry_;
+    std::vector<std::unique_ptr<TunnelLink>> dead_tunnels_;
+    std::vector<std::unique_ptr<PublicLink>> dead_publics_;
+    uint64_t rr_ = 0;
+};
+
+}  // namespace cfd::edge

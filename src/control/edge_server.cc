@@ -1,0 +1,677 @@
+#include "cfd/control/edge_server.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "cfd/control/api.h"
+#include "cfd/control/registrar.h"
+#include "cfd/core/log.h"
+#include "cfd/core/version.h"
+#include "cfd/edge/messages.h"
+#include "cfd/edge/worker.h"
+#include "cfd/http1/parser.h"
+#include "cfd/http1/writer.h"
+#include "cfd/net/connection.h"
+#include "cfd/net/listener.h"
+#include "cfd/reactor/group.h"
+#include "cfd/store/store.h"
+#include "cfd/tls/certgen.h"
+
+namespace cfd::control {
+
+namespace {
+
+std::atomic<int> g_signal{0};
+
+void on_signal(int sig) {
+    g_signal.store(sig, std::memory_order_relaxed);
+}
+
+constexpr Millis kControlTick{100};
+constexpr int kHeartbeatTicks = 30;  // 3 s: well inside the store's 15 s lease
+constexpr int kRoutesTicks = 20;     // 2 s
+constexpr size_t kMaxApiBody = 1 << 20;
+
+bool file_exists(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0;
+}
+
+Status write_file(const std::string& path, std::string_view data, mode_t mode) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) {
+        return Err{errno == EEXIST ? Errc::Exists : Errc::Syscall, errno, "open"};
+    }
+    size_t off = 0;
+    while (off < data.size()) {
+        ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+        if (n <= 0) {
+            int e = errno;
+            ::close(fd);
+            return Err{Errc::Syscall, e, "write"};
+        }
+        off += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    return {};
+}
+
+std::string host_of(const std::string& host_port) {
+    std::string_view s = host_port;
+    if (!s.empty() && s[0] == '[') {
+        return std::string(s.substr(1, s.find(']') - 1));
+    }
+    return std::string(s.substr(0, s.rfind(':')));
+}
+
+// The edge's certificate: configured, or made on first start in the store's folder.
+Result<tls::Context> edge_tls(const EdgeConfig& cfg, const std::string& dir) {
+    tls::ServerOptions o;
+    o.session_tickets = true;
+    if (!cfg.cert.empty() || !cfg.key.empty()) {
+        o.cert_file = cfg.cert;
+        o.key_file = cfg.key;
+        return tls::Context::server(o);
+    }
+    std::string ca_path = dir + "/ca.pem";
+    o.cert_file = dir + "/edge.pem";
+    o.key_file = dir + "/edge.key";
+    if (!file_exists(o.cert_file) || !file_exists(o.key_file)) {
+        auto ca = tls::generate_ca("cfdtunnel edge CA", 3650);
+        if (!ca) {
+            return ca.error();
+        }
+        std::vector<std::string> names = {std::string(tls::kTunnelServerName), "localhost",
+                                          "127.0.0.1", "::1"};
+        std::string h = host_of(cfg.tunnel_listen);
+        if (!h.empty() && h != "0.0.0.0" && h != "::" && h != "*" &&
+            std::find(names.begin(), names.end(), h) == names.end()) {
+            names.push_back(h);
+        }
+        char hn[256] = {};
+        if (::gethostname(hn, sizeof hn - 1) == 0 && hn[0] != '\0' &&
+            std::find(names.begin(), names.end(), hn) == names.end()) {
+            names.emplace_back(hn);
+        }
+        auto leaf = tls::generate_leaf(*ca, tls::kTunnelServerName, names, 825);
+        if (!leaf) {
+            return leaf.error();
+        }
+        (void)::unlink(ca_path.c_str());
+        if (auto st = write_file(ca_path, ca->cert_pem, 0644); !st) {
+            return st.error();
+        }
+        if (auto st = tls::write_key_pair(*leaf, o.cert_file, o.key_file, true); !st) {
+            return st.error();
+        }
+        log::info("Generated the edge's certificate authority and certificate",
+                  {{"ca", ca_path}, {"cert", o.cert_file}});
+    }
+    log::info("Connectors verify this edge with its CA (pass it as --cacert)", {{"path", ca_path}});
+    return tls::Context::server(o);
+}
+
+class ControlServer;
+
+// One HTTP/1.1 client of the management API or the metrics endpoint, on the control reactor.
+class HttpLink final : public net::ConnHandler {
+public:
+    HttpLink(ControlServer& s, bool metrics) : s_(s), metrics_(metrics) {}
+    void attach(net::Connection* c) { conn_ = c; }
+    void on_recv(net::Connection& c, net::LentBuf data) override;
+    void on_close(net::Connection&, Error) override;
+
+private:
+    void respond(int status, std::string_view content_type, std::string_view body, bool keep);
+    ControlServer& s_;
+    bool metrics_;
+    net::Connection* conn_ = nullptr;
+    http1::RequestParser parser_;
+    std::string in_;
+    std::string body_;
+    bool too_big_ = false;
+    bool done_ = false;
+};
+
+class ControlServer final : public reactor::MessageHandler, public reactor::TimerTarget {
+public:
+    ControlServer(const EdgeConfig& cfg, store::Store& st, Registrar& reg, Api& api,
+                  reactor::Reactor& r, reactor::ReactorGroup& g)
+        : cfg_(cfg), store_(st), reg_(reg), api_(api), r_(r), group_(g) {}
+
+    struct Acceptor : net::AcceptHandler {
+        ControlServer* s = nullptr;
+        bool metrics = false;
+        void on_accept(net::Listener&, int fd) override { s->accept(fd, metrics); }
+    };
+
+    Status open_listeners() {
+        api_acceptor_.s = this;
+        metrics_acceptor_.s = this;
+        metrics_acceptor_.metrics = true;
+        auto a = net::SockAddr::parse(cfg_.api_listen);
+        if (!a) {
+            return a.error();
+        }
+        auto l = net::Listener::open(r_, *a, &api_acceptor_, net::ListenOptions{64, false, false});
+        if (!l) {
+            return l.error();
+        }
+        api_listener_ = *l;
+        if (!cfg_.metrics.empty()) {
+            auto m = net::SockAddr::parse(cfg_.metrics);
+            if (!m) {
+                return m.error();
+            }
+            auto ml = net::Listener::open(r_, *m, &metrics_acceptor_,
+                                          net::ListenOptions{64, false, false});
+            if (!ml) {
+                return ml.error();
+            }
+            metrics_listener_ = *ml;
+        }
+        return {};
+    }
+
+    void accept(int fd, bool metrics) {
+        auto link = std::make_unique<HttpLink>(*this, metrics);
+        auto c = net::Connection::adopt(r_, fd, link.get());
+        if (!c) {
+            return;
+        }
+        link->attach(*c);
+        HttpLink* key = link.get();
+        links_[key] = std::move(link);
+    }
+    void link_closed(HttpLink* l) {
+        auto it = links_.find(l);
+        if (it != links_.end()) {
+            dead_.push_back(std::move(it->second));
+            links_.erase(it);
+        }
+    }
+
+    ApiResponse api(const ApiRequest& req) {
+        ApiResponse resp = api_.handle(req);
+        if (req.method != "GET" && resp.status < 300) {
+            refresh_routes();  // a route may have changed: workers see it at once
+        }
+        return resp;
+    }
+
+    std::string metrics_text() {
+        std::ostringstream o;
+        o << "# HELP cfdtunnel_edge_tunnel_connections Registered tunnel connections on this "
+             "edge.\n# TYPE cfdtunnel_edge_tunnel_connections gauge\n"
+          << "cfdtunnel_edge_tunnel_connections{location=\"" << cfg_.location << "\"} "
+          << reg_.live_connections() << "\n"
+          << "# HELP cfdtunnel_edge_registrations_total Registration calls answered.\n"
+          << "# TYPE cfdtunnel_edge_registrations_total counter\n"
+          << "cfdtunnel_edge_registrations_total{result=\"accepted\"} " << accepted_ << "\n"
+          << "cfdtunnel_edge_registrations_total{result=\"refused\"} " << refused_ << "\n";
+        return o.str();
+    }
+    size_t live_connections() const { return reg_.live_connections(); }
+    const EdgeConfig& config() const { return cfg_; }
+
+    void set_workers(uint32_t n) { workers_ = n; }
+
+    void refresh_routes() {
+        auto rs = store_.list_routes();
+        if (!rs) {
+            log::warn("Cannot load routes from the store", {{"error", rs.error().message()}});
+            return;
+        }
+        edge::RouteTable table;
+        for (const auto& r : *rs) {
+            table.add(r.hostname, r.tunnel_id);
+        }
+        for (const auto& [tunnel, per_core] : cores_) {
+            uint64_t mask = 0;
+            for (const auto& [core, n] : per_core) {
+                if (n > 0 && core < 64) {
+                    mask |= uint64_t{1} << core;
+                }
+            }
+            table.set_cores(*Uuid::from_bytes(tunnel), mask);
+        }
+        std::string fp = table.fingerprint();
+        if (fp == routes_fp_) {
+            return;
+        }
+        bool all = true;
+        for (uint32_t i = 0; i < workers_; i++) {
+            auto* copy = new edge::RouteTable(table);
+            reactor::Message m;
+            m.tag = edge::kMsgRoutes;
+            m.ptr = copy;
+            if (!group_.post(i, m)) {
+                delete copy;
+                all = false;
+            }
+        }
+        if (all) {
+            routes_fp_ = fp;  // otherwise the next tick tries again
+            log::debug("Routes pushed to workers", {{"routes", table.size()}});
+        }
+    }
+
+    void on_message(reactor::Reactor&, const reactor::Message& m) override {
+        if (m.tag == edge::kMsgRegister) {
+            std::unique_ptr<edge::RegisterMsg> msg(static_cast<edge::RegisterMsg*>(m.ptr));
+            if (stopping_) {
+                return;
+            }
+            if (msg->request.options.replace_existing) {
+                replace(msg->request);
+            }
+            Decision d = reg_.register_connection(msg->request, msg->peer_ip);
+            (d.ok ? accepted_ : refused_)++;
+            auto ans = std::make_unique<edge::RegisterAnswerMsg>();
+            ans->link = msg->link;
+            ans->call = msg->call;
+            ans->ok = d.ok;
+            ans->details = d.details;
+            ans->error = d.error;
+            reactor::Message out;
+            out.tag = edge::kMsgRegisterAnswer;
+            out.ptr = ans.get();
+            if (group_.post(msg->core, out)) {
+                (void)ans.release();
+                if (d.ok) {
+                    std::string tunnel(msg->request.tunnel_id.raw());
+                    ConnInfo& ci = conns_[std::string(d.details.uuid.raw())];
+                    ci.tunnel = tunnel;
+                    ci.core = msg->core;
+                    ci.connector = msg->request.options.client.client_id;
+                    ci.index = msg->request.conn_index;
+                    cores_[tunnel][msg->core]++;
+                    refresh_routes();
+                }
+            } else if (d.ok) {
+                reg_.connection_closed(d.details.uuid);
+            }
+        } else if (m.tag == edge::kMsgConnClosed || m.tag == edge::kMsgConnUnrouted) {
+            Uuid id = edge::uuid_from_words(m.a, m.b);
+            auto it = conns_.find(std::string(id.raw()));
+            if (it != conns_.end() && it->second.routed) {
+                it->second.routed = false;
+                auto& per_core = cores_[it->second.tunnel];
+                if (--per_core[it->second.core] <= 0) {
+                    per_core.erase(it->second.core);
+                }
+                if (per_core.empty()) {
+                    cores_.erase(it->second.tunnel);
+                }
+                if (!stopping_) {
+                    refresh_routes();
+                }
+            }
+            if (m.tag == edge::kMsgConnClosed) {
+                reg_.connection_closed(id);
+                if (it != conns_.end()) {
+                    conns_.erase(it);
+                }
+            }
+        }
+    }
+
+    void on_timer(reactor::TimerId, uint64_t) override {
+        dead_.clear();
+        if (int sig = g_signal.load(std::memory_order_relaxed); sig != 0 && !stopping_) {
+            stop(sig);
+            return;
+        }
+        ticks_++;
+        if (ticks_ % kHeartbeatTicks == 0) {
+            if (auto st = reg_.heartbeat(); !st) {
+                log::warn("Store heartbeat failed", {{"error", st.error().message()}});
+            }
+        }
+        if (ticks_ % kRoutesTicks == 0) {
+            refresh_routes();
+        }
+        (void)r_.add_timer(kControlTick, this);
+    }
+
+    void stop(int sig) {
+        stopping_ = true;
+        log::info("Initiating shutdown", {{"signal", strsignal(sig)}});
+        group_.stop();  // listeners and tunnel connections close on every core
+        reg_.shutdown();
+        log::info("Removed this edge's connections from the store", {{"location", cfg_.location}});
+        if (api_listener_) {
+            api_listener_->close();
+        }
+        if (metrics_listener_) {
+            metrics_listener_->close();
+        }
+        r_.request_stop();
+    }
+
+private:
+    const EdgeConfig& cfg_;
+    store::Store& store_;
+    Registrar& reg_;
+    Api& api_;
+    reactor::Reactor& r_;
+    reactor::ReactorGroup& group_;
+    Acceptor api_acceptor_;
+    Acceptor metrics_acceptor_;
+    net::Listener* api_listener_ = nullptr;
+    net::Listener* metrics_listener_ = nullptr;
+    std::unordered_map<HttpLink*, std::unique_ptr<HttpLink>> links_;
+    std::vector<std::unique_ptr<HttpLink>> dead_;
+    // cloudflared reconnects with replaceExisting: the connection it had at that index on this
+    // edge is dead or dying; close it now rather than when its PINGs time out.
+    void replace(const rpc::RegisterRequest& req) {
+        for (const auto& [raw, ci] : conns_) {
+            if (ci.connector == req.options.client.client_id && ci.index == req.conn_index &&
+                ci.tunnel == req.tunnel_id.raw()) {
+                reactor::Message m;
+                m.tag = edge::kMsgCloseConn;
+                Uuid id = *Uuid::from_bytes(raw);
+                edge::uuid_to_words(id, &m.a, &m.b);
+                (void)group_.post(ci.core, m);
+            }
+        }
+    }
+
+    struct ConnInfo {
+        std::string tunnel;  // raw UUID
+        uint32_t core = 0;
+        Uuid connector;
+        uint8_t index = 0;
+        bool routed = true;  // counted in cores_
+    };
+    // Every registered connection of this edge: its core (for the core masks) and identity.
+    std::unordered_map<std::string, ConnInfo> conns_;
+    std::unordered_map<std::string, std::unordered_map<uint32_t, int>> cores_;
+    std::string routes_fp_ = "\x01";  // never a real fingerprint: the first load pushes
+    uint32_t workers_ = 0;
+    uint64_t ticks_ = 0;
+    uint64_t accepted_ = 0;
+    uint64_t refused_ = 0;
+    bool stopping_ = false;
+};
+
+void HttpLink::on_recv(net::Connection&, net::LentBuf data) {
+    if (done_) {
+        return;
+    }
+    in_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    data.release();
+    std::string_view in = in_;
+    size_t used = 0;
+    while (!done_) {
+        http1::Step st = parser_.feed(in.substr(used));
+        used += parser_.consumed();
+        if (st == http1::Step::NeedMore) {
+            break;
+        }
+        if (st == http1::Step::HeadDone) {
+            body_.clear();
+            too_big_ = parser_.head().body == http1::BodyKind::Length &&
+                       parser_.head().content_length > kMaxApiBody;
+        } else if (st == http1::Step::Body) {
+            if (body_.size() + parser_.body().size() > kMaxApiBody) {
+                too_big_ = true;
+            } else {
+                body_.append(parser_.body());
+            }
+        } else if (st == http1::Step::MessageDone) {
+            const auto& h = parser_.head();
+            bool keep = parser_.keep_alive();
+            if (too_big_) {
+                respond(413, "application/json", R"({"error":"request body too large"})", false);
+                break;
+            }
+            if (metrics_) {
+                std::string path = h.path.substr(0, h.path.find('?'));
+                if (path == "/metrics") {
+                    respond(200, "text/plain; version=0.0.4", s_.metrics_text(), keep);
+                } else if (path == "/ready") {
+                    size_t n = s_.live_connections();
+                    std::string b = "{\"status\":200,\"readyConnections\":" + std::to_string(n) +
+                                    ",\"location\":\"" + s_.config().location + "\"}";
+                    respond(200, "application/json", b, keep);
+                } else if (path == "/healthcheck") {
+                    respond(200, "text/plain; charset=utf-8", "OK\n", keep);
+                } else {
+                    respond(404, "text/plain; charset=utf-8", "404 page not found\n", keep);
+                }
+            } else {
+                const std::string* auth = http1::find_header(h.headers, "authorization");
+                ApiRequest req{h.method, h.path, auth ? std::string_view(*auth) : "", body_};
+                ApiResponse resp = s_.api(req);
+                respond(resp.status, "application/json", resp.body, keep);
+            }
+        } else if (st == http1::Step::Error) {
+            std::string out;
+            http1::write_error_response(out, parser_.error().status, parser_.error().reason, false);
+            (void)conn_->send({reinterpret_cast<const uint8_t*>(out.data()), out.size()});
+            conn_->close_after_flush();
+            done_ = true;
+        } else {
+            respond(400, "text/plain; charset=utf-8", "Bad Request\n", false);
+        }
+    }
+    in_.erase(0, used);
+    if (in_.size() > 64 * 1024 && !done_) {
+        respond(431, "text/plain; charset=utf-8", "Request Header Fields Too Large\n", false);
+    }
+}
+
+void HttpLink::respond(int status, std::string_view content_type, std::string_view body,
+                       bool keep) {
+    if (conn_ == nullptr) {
+        return;
+    }
+    std::string out;
+    http1::Headers hs;
+    if (!body.empty()) {
+        hs.push_back({"Content-Type", std::string(content_type)});
+    }
+    (void)http1::write_response_head(out, static_cast<uint16_t>(status), hs,
+                                     status == 204 ? http1::Framing::none()
+                                                   : http1::Framing::content_length(body.size()),
+                                     !keep);
+    out.append(body);
+    if (!conn_->send({reinterpret_cast<const uint8_t*>(out.data()), out.size()})) {
+        conn_->close();
+        done_ = true;
+        return;
+    }
+    if (!keep) {
+        conn_->close_after_flush();
+        done_ = true;
+    }
+}
+
+void HttpLink::on_close(net::Connection&, Error) {
+    conn_ = nullptr;
+    s_.link_closed(this);
+}
+
+}  // namespace
+
+std::string store_folder(const std::string& spec) {
+    std::string path = spec;
+    if (path.rfind("sqlite:", 0) == 0) {
+        path = path.substr(7);
+    }
+    size_t slash = path.rfind('/');
+    if (slash == std::string::npos) {
+        return ".";
+    }
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+Result<std::string> load_or_create_token(const std::string& dir) {
+    std::string path = dir + "/api-token";
+    std::ifstream in(path);
+    if (in) {
+        std::string tok;
+        std::getline(in, tok);
+        if (!tok.empty()) {
+            return tok;
+        }
+        return Err{Errc::Invalid, 0, "api-token is empty"};
+    }
+    uint8_t raw[32];
+    random_bytes(raw, sizeof raw);
+    static const char kHex[] = "0123456789abcdef";
+    std::string tok;
+    for (uint8_t b : raw) {
+        tok.push_back(kHex[b >> 4]);
+        tok.push_back(kHex[b & 15]);
+    }
+    if (auto st = write_file(path, tok + "\n", 0600); !st) {
+        return st.error();
+    }
+    log::info("Created the management API token", {{"path", path}});
+    return tok;
+}
+
+int run_edge(const EdgeConfig& cfg) {
+    g_signal.store(0, std::memory_order_relaxed);  // a signal from an earlier run is spent
+    log::info("Starting edge", {{"location", cfg.location}});
+    log::info(std::string("Version ") + kVersion);
+    std::string dir = store_folder(cfg.store);
+    if (!file_exists(dir) && ::mkdir(dir.c_str(), 0700) != 0) {
+        log::error("Cannot create the store's folder",
+                   {{"path", dir}, {"error", std::strerror(errno)}});
+        return 1;
+    }
+    auto st = store::open_store(cfg.store);
+    if (!st) {
+        log::error("Cannot open the store",
+                   {{"store", cfg.store}, {"error", st.error().message()}});
+        return 1;
+    }
+    store::Store& store = **st;
+    auto tls_ctx = edge_tls(cfg, dir);
+    if (!tls_ctx) {
+        log::error("Cannot set up the tunnel listener's certificate",
+                   {{"error", tls::describe(tls_ctx.error())}});
+        return 1;
+    }
+    auto token = load_or_create_token(dir);
+    if (!token) {
+        log::error("Cannot read or create the API token",
+                   {{"path", dir + "/api-token"}, {"error", token.error().message()}});
+        return 1;
+    }
+    auto tunnel_addr = net::SockAddr::parse(cfg.tunnel_listen);
+    auto http_addr = net::SockAddr::parse(cfg.http_listen);
+    if (!tunnel_addr || !http_addr) {
+        log::error("Bad listen address",
+                   {{"tunnel-listen", cfg.tunnel_listen}, {"http-listen", cfg.http_listen}});
+        return 2;
+    }
+
+    RegistrarOptions ro;
+    ro.location = cfg.location;
+    ro.edge_id = Uuid::random();
+    ro.max_connectors = cfg.max_connectors_per_tunnel;
+    Registrar registrar(store, ro);
+    if (auto hb = registrar.heartbeat(); !hb) {
+        log::error("Store heartbeat failed", {{"error", hb.error().message()}});
+        return 1;
+    }
+    Api api(store, *token);
+
+    reactor::ReactorOptions cro;
+    cro.log_features = false;
+    cro.buf_count = 64;
+    cro.max_objects = 4096;
+    auto control = reactor::Reactor::create(cro);
+    if (!control) {
+        log::error("Cannot create the control reactor", {{"error", control.error().message()}});
+        return 1;
+    }
+
+    reactor::GroupOptions go;
+    go.threads = static_cast<uint32_t>(cfg.workers > 0 ? cfg.workers : 0);
+    reactor::ReactorGroup group(go);
+    ControlServer server(cfg, store, registrar, api, **control, group);
+    if (auto ol = server.open_listeners(); !ol) {
+        log::error("Cannot open the management API listener",
+                   {{"address", cfg.api_listen}, {"error", ol.error().message()}});
+        return 1;
+    }
+    (*control)->set_message_handler(&server);
+
+    edge::WorkerConfig wc;
+    wc.tls = &*tls_ctx;
+    wc.tunnel_addr = *tunnel_addr;
+    wc.http_addr = *http_addr;
+    wc.control = control->get();
+    // The client's out-queue must hold one stream window beyond its high-water mark.
+    wc.tunnel.h2.stream_window = 512 << 10;
+    wc.public_conn.high_water = 1 << 20;
+    wc.public_conn.out_cap = 2 << 20;
+    std::vector<std::unique_ptr<edge::Worker>> workers(
+        go.threads ? go.threads : std::thread::hardware_concurrency() + 64);
+    std::vector<std::string> errors(workers.size());
+    auto started = group.start([&](reactor::Reactor& r) {
+        auto w = edge::Worker::start(r, wc);
+        if (!w) {
+            errors[r.index()] = w.error().message();
+            return;
+        }
+        workers[r.index()] = std::move(*w);
+    });
+    if (!started) {
+        log::error("Cannot start the reactors", {{"error", started.error().message()}});
+        return 1;
+    }
+    for (uint32_t i = 0; i < group.size(); i++) {
+        if (!workers[i]) {
+            log::error("Cannot open the edge's listeners", {{"tunnel-listen", cfg.tunnel_listen},
+                                                            {"http-listen", cfg.http_listen},
+                                                            {"error", errors[i]}});
+            group.stop();
+            return 1;
+        }
+    }
+    server.set_workers(group.size());
+    server.refresh_routes();
+
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    log::info("Tunnel listener ready (TLS)",
+              {{"address", cfg.tunnel_listen}, {"workers", static_cast<int>(group.size())}});
+    log::info("Public HTTP listener ready", {{"address", cfg.http_listen}});
+    log::info("Management API ready", {{"address", cfg.api_listen}, {"token", dir + "/api-token"}});
+    if (!cfg.metrics.empty()) {
+        log::info("Starting metrics server", {{"address", cfg.metrics + "/metrics"}});
+    }
+    if (auto t = (*control)->add_timer(Millis{100}, &server); !t) {
+        group.stop();
+        return 1;
+    }
+    (*control)->run();
+    group.stop();
+    workers.clear();
+    log::info("Edge stopped", {{"location", cfg.location}});
+    return 0;
+}
+
+}  // namespace cfd::control

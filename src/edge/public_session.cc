@@ -1,0 +1,518 @@
+#include "cfd/edge/public_session.h"
+
+#include <charconv>
+
+#include "cfd/edge/routes.h"
+#include "cfd/http1/hop_by_hop.h"
+
+namespace cfd::edge {
+
+// --- StreamRouter ----------------------------------------------------------------------------
+
+namespace {
+StreamSink* sink_of(TunnelConn& t, int32_t sid) {
+    return static_cast<StreamSink*>(t.stream_user(sid));
+}
+}  // namespace
+
+void StreamRouter::on_response(TunnelConn& t, int32_t sid, int status,
+                               std::vector<http2::HeaderPair>&& headers, bool end) {
+    if (StreamSink* s = sink_of(t, sid)) {
+        s->on_tunnel_response(t, sid, status, std::move(headers), end);
+    }
+}
+
+void StreamRouter::on_data(TunnelConn& t, int32_t sid, std::string_view bytes) {
+    if (StreamSink* s = sink_of(t, sid)) {
+        s->on_tunnel_data(t, sid, bytes);
+    } else {
+        t.consume(sid, bytes.size());  // nobody reads it: keep the connection window open
+    }
+}
+
+void StreamRouter::on_stream_end(TunnelConn& t, int32_t sid) {
+    if (StreamSink* s = sink_of(t, sid)) {
+        s->on_tunnel_end(t, sid);
+    }
+}
+
+void StreamRouter::on_stream_close(TunnelConn& t, int32_t sid, uint32_t code) {
+    if (StreamSink* s = sink_of(t, sid)) {
+        t.set_stream_user(sid, nullptr);
+        s->on_tunnel_close(t, sid, code);
+    }
+}
+
+void StreamRouter::on_body_room(TunnelConn& t, int32_t sid) {
+    if (StreamSink* s = sink_of(t, sid)) {
+        s->on_tunnel_room(t, sid);
+    }
+}
+
+// --- PublicSession ---------------------------------------------------------------------------
+
+namespace {
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+std::string no_connector_page(std::string_view host) {
+    return "Error 1033: Cloudflare Tunnel error. The tunnel routed for " + std::string(host) +
+           " has no connector running.";
+}
+
+bool parse_u64(std::string_view s, uint64_t* out) {
+    if (s.empty()) {
+        return false;
+    }
+    auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
+    return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+}  // namespace
+
+PublicSession::PublicSession(PublicRouter& router, PublicIo& io, const PublicOptions& opts)
+    : router_(router), io_(io), opts_(opts), parser_(opts.limits) {}
+
+PublicSession::~PublicSession() {
+    detach_stream();
+}
+
+bool PublicSession::wants_input() const {
+    return !closing_ && !handed_off_ && in_.size() - in_off_ < opts_.max_input;
+}
+
+bool PublicSession::send(std::string_view bytes) {
+    if (closing_) {
+        return false;
+    }
+    if (!io_.send(bytes)) {
+        close_now();
+        return false;
+    }
+    return true;
+}
+
+void PublicSession::feed(std::string_view bytes) {
+    if (closing_) {
+        return;
+    }
+    in_.append(bytes);
+    process();
+}
+
+void PublicSession::feed_eof() {
+    eof_ = true;
+    if (closing_) {
+        return;
+    }
+    if (phase_ == Phase::Head && in_off_ == in_.size()) {
+        closing_ = true;
+        io_.close_after_flush();
+        return;
+    }
+    if (!req_done_ && phase_ != Phase::Head) {
+        // The client went away in the middle of its request: nothing can complete it.
+        close_now();
+        return;
+    }
+    keep_alive_ = false;  // answer what was asked, then close
+    process();
+}
+
+void PublicSession::on_writable() {
+    if (tunnel_ && unconsumed_ > 0) {
+        uint64_t n = unconsumed_;
+        unconsumed_ = 0;
+        tunnel_->consume(sid_, static_cast<size_t>(n));
+    }
+    process();
+}
+
+void PublicSession::process() {
+    if (in_process_) {
+        again_ = true;
+        return;
+    }
+    in_process_ = true;
+    do {
+        again_ = false;
+        process_once();
+    } while (again_ && !closing_);
+    in_process_ = false;
+    if (wants_input()) {
+        io_.input_room();
+    }
+}
+
+void PublicSession::process_once() {
+    for (int guard = 0; guard < 100000 && !closing_; guard++) {
+        if (phase_ == Phase::Proxy && !push_body()) {
+            break;  // on_tunnel_room() resumes
+        }
+        bool can_parse = (phase_ == Phase::Head || !req_done_) && !handed_off_;
+        if (!can_parse) {
+            break;
+        }
+        std::string_view in(in_.data() + in_off_, in_.size() - in_off_);
+        http1::Step s = parser_.feed(in);
+        in_off_ += parser_.consumed();
+        if (s == http1::Step::NeedMore) {
+            if (eof_ && phase_ != Phase::Head && !req_done_) {
+                close_now();
+            } else if (eof_ && phase_ == Phase::Head) {
+                closing_ = true;
+                io_.close_after_flush();
+            }
+            break;
+        }
+        if (s == http1::Step::HeadDone) {
+            start_exchange();
+        } else if (s == http1::Step::Body) {
+            if (phase_ == Phase::Proxy && tunnel_) {
+                body_pending_.append(parser_.body());
+            }
+        } else if (s == http1::Step::MessageDone) {
+            req_done_ = true;
+            if (phase_ == Phase::Proxy && req_has_body_ && tunnel_) {
+                end_pending_ = true;
+                if (!push_body()) {
+                    break;
+                }
+            }
+            maybe_finish();
+        } else if (s == http1::Step::Upgrade) {
+            answer(501, "Upgrades are not supported by this edge", false);
+        } else if (s == http1::Step::Error) {
+            head_request_ = false;
+            answer(parser_.error().status, parser_.error().reason, false);
+        } else {
+            break;
+        }
+    }
+    // Compact the input once the parser is past most of it; body views are dead by now.
+    // While a head is being parsed its bytes stay (a handoff replays them on another core);
+    // the parser bounds a head at Limits::max_header_bytes.
+    size_t keep_from = phase_ == Phase::Head ? std::min(req_start_, in_off_) : in_off_;
+    if (handed_off_) {
+        keep_from = 0;
+    }
+    if (keep_from == in_.size()) {
+        in_.clear();
+        in_off_ = 0;
+        req_start_ = 0;
+    } else if (keep_from > 16384 || (phase_ == Phase::Head && keep_from > 0)) {
+        in_.erase(0, keep_from);
+        in_off_ -= keep_from;
+        req_start_ -= std::min(req_start_, keep_from);
+    }
+}
+
+bool PublicSession::push_body() {
+    if (!tunnel_) {
+        body_pending_.clear();
+        end_pending_ = false;
+        return true;
+    }
+    if (body_pending_.empty() && !end_pending_) {
+        return true;
+    }
+    TunnelConn* t = tunnel_;
+    size_t n = t->write_body(sid_, body_pending_, end_pending_);
+    body_pending_.erase(0, n);
+    if (body_pending_.empty()) {
+        end_pending_ = false;
+        return true;
+    }
+    return false;
+}
+
+void PublicSession::start_exchange() {
+    const http1::RequestHead& h = parser_.head();
+    exchanges_++;
+    keep_alive_ = h.keep_alive;
+    head_request_ = h.method == "HEAD";
+    http10_ = h.version_major == 1 && h.version_minor == 0;
+    req_done_ = false;
+    req_has_body_ = (h.body == http1::BodyKind::Length && h.content_length > 0) ||
+                    h.body == http1::BodyKind::Chunked;
+    resp_started_ = false;
+    resp_done_ = false;
+    resp_framing_ = http1::BodyKind::None;
+    resp_left_ = 0;
+    unconsumed_ = 0;
+    body_pending_.clear();
+    end_pending_ = false;
+    // A local answer keeps the connection only when no request body has to be skipped.
+    bool keep = keep_alive_ && !req_has_body_;
+    if (h.upgrade) {
+        answer(501, "WebSocket and CONNECT are not supported by this edge yet", false);
+        return;
+    }
+    std::string host = host_without_port(h.authority);
+    if (host.empty()) {
+        answer(400, "Bad Request: missing Host header", false);
+        return;
+    }
+    RouteResult r = router_.route(h.authority);
+    if (r.kind == RouteResult::Kind::UnknownHost) {
+        answer(404, "Not Found: no tunnel is routed for " + host, keep);
+        return;
+    }
+    if (r.kind == RouteResult::Kind::OtherCore && !no_handoff_ && io_.handoff(r.core)) {
+        handed_off_ = true;  // the glue takes the bytes and closes this side
+        return;
+    }
+    if (r.kind != RouteResult::Kind::Ok || r.conn == nullptr) {
+        answer(530, no_connector_page(host), keep);
+        return;
+    }
+    StreamRequest sr;
+    sr.method = h.method;
+    sr.authority = h.authority;
+    sr.path = h.path;
+    sr.headers = &h.headers;
+    sr.has_body = req_has_body_;
+    auto sid = r.conn->open_stream(sr, static_cast<StreamSink*>(this));
+    if (!sid) {
+        answer(502, "Bad Gateway: the tunnel connection took no new stream", keep);
+        return;
+    }
+    phase_ = Phase::Proxy;
+    tunnel_ = r.conn;
+    sid_ = *sid;
+    if (h.expect_continue && req_has_body_) {
+        (void)send(kContinue);
+    }
+}
+
+std::string PublicSession::take_request_bytes() {
+    std::string out = in_.substr(std::min(req_start_, in_.size()));
+    in_.clear();
+    in_off_ = 0;
+    req_start_ = 0;
+    return out;
+}
+
+void PublicSession::answer(uint16_t status, std::string_view text, bool keep_alive) {
+    if (resp_started_ && !resp_done_) {
+        close_now();  // a head already went out: a second one would corrupt the stream
+        return;
+    }
+    phase_ = Phase::Local;
+    resp_started_ = true;
+    resp_done_ = true;
+    keep_alive_ = keep_alive;
+    scratch_.clear();
+    http1::write_error_response(scratch_, status, text, keep_alive, "text/plain; charset=utf-8",
+                                head_request_);
+    if (!send(scratch_)) {
+        return;
+    }
+    if (!keep_alive) {
+        detach_stream();
+        closing_ = true;
+        io_.close_after_flush();
+        return;
+    }
+    maybe_finish();
+}
+
+void PublicSession::maybe_finish() {
+    if (req_done_ && resp_done_ && !closing_) {
+        finish_exchange();
+    }
+}
+
+void PublicSession::finish_exchange() {
+    detach_stream();
+    if (!keep_alive_ || eof_) {
+        closing_ = true;
+        io_.close_after_flush();
+        return;
+    }
+    phase_ = Phase::Head;
+    req_start_ = in_off_;
+    head_request_ = false;
+    resp_started_ = false;
+    resp_done_ = false;
+    req_done_ = false;
+    // Pipelined bytes already held are parsed by the caller's loop, or now.
+    again_ = true;
+    process();
+}
+
+void PublicSession::detach_stream() {
+    if (!tunnel_) {
+        return;
+    }
+    TunnelConn* t = tunnel_;
+    int32_t sid = sid_;
+    tunnel_ = nullptr;
+    sid_ = -1;
+    t->set_stream_user(sid, nullptr);
+    if (unconsumed_ > 0) {
+        t->consume(sid, static_cast<size_t>(unconsumed_));
+        unconsumed_ = 0;
+    }
+    if (!(req_done_ && resp_done_)) {
+        t->reset_stream(sid, http2::kCancel);
+    }
+}
+
+void PublicSession::close_now() {
+    if (closing_ && !tunnel_) {
+        return;
+    }
+    detach_stream();
+    closing_ = true;
+    io_.abort();
+}
+
+void PublicSession::on_tunnel_response(TunnelConn& t, int32_t sid, int status,
+                                       std::vector<http2::HeaderPair>&& headers, bool end) {
+    if (&t != tunnel_ || sid != sid_ || resp_started_) {
+        return;
+    }
+    http1::Headers hs;
+    hs.reserve(headers.size());
+    uint64_t length = 0;
+    bool has_length = false;
+    for (auto& [name, value] : headers) {
+        if (http1::iequals(name, "content-length")) {
+            has_length = parse_u64(value, &length);
+            continue;
+        }
+        hs.push_back({std::move(name), std::move(value)});
+    }
+    http1::strip_hop_by_hop(hs);
+    if (status < 200 || status > 999) {
+        // 1xx other than the final answer never reach here; 101 needs an upgrade we lack.
+        detach_stream();
+        answer(502, "Bad Gateway: the connector answered an unusable status", false);
+        return;
+    }
+    http1::Framing framing;
+    bool no_body = head_request_ || status == 204 || status == 304;
+    if (no_body) {
+        framing = has_length && head_request_ ? http1::Framing::content_length(length)
+                                              : http1::Framing::none();
+        resp_framing_ = http1::BodyKind::None;
+    } else if (has_length) {
+        framing = http1::Framing::content_length(length);
+        resp_framing_ = http1::BodyKind::Length;
+        resp_left_ = length;
+    } else if (end) {
+        framing = http1::Framing::content_length(0);
+        resp_framing_ = http1::BodyKind::Length;
+    } else if (http10_) {
+        framing = http1::Framing::none();
+        resp_framing_ = http1::BodyKind::UntilEof;
+        keep_alive_ = false;
+    } else {
+        framing = http1::Framing::chunked();
+        resp_framing_ = http1::BodyKind::Chunked;
+    }
+    scratch_.clear();
+    if (!http1::write_response_head(scratch_, static_cast<uint16_t>(status), hs, framing,
+                                    !keep_alive_)) {
+        detach_stream();
+        answer(502, "Bad Gateway: the connector sent an invalid response header", false);
+        return;
+    }
+    resp_started_ = true;
+    (void)send(scratch_);
+}
+
+void PublicSession::on_tunnel_data(TunnelConn& t, int32_t sid, std::string_view bytes) {
+    if (&t != tunnel_ || sid != sid_) {
+        t.consume(sid, bytes.size());
+        return;
+    }
+    size_t n = bytes.size();
+    if (!resp_started_ || resp_framing_ == http1::BodyKind::None) {
+        t.consume(sid, n);
+        return;
+    }
+    if (resp_framing_ == http1::BodyKind::Length) {
+        if (n > resp_left_) {
+            // More than the connector's own Content-Length: the client would be desynchronised.
+            close_now();
+            return;
+        }
+        resp_left_ -= n;
+        if (!send(bytes)) {
+            return;
+        }
+    } else if (resp_framing_ == http1::BodyKind::Chunked) {
+        scratch_.clear();
+        http1::write_chunk_header(scratch_, n);
+        if (!send(scratch_) || !send(bytes) || !send(http1::kCrlf)) {
+            return;
+        }
+    } else if (!send(bytes)) {
+        return;
+    }
+    if (io_.writable() && unconsumed_ == 0) {
+        t.consume(sid, n);
+    } else {
+        unconsumed_ += n;
+    }
+}
+
+void PublicSession::on_tunnel_end(TunnelConn& t, int32_t sid) {
+    if (&t != tunnel_ || sid != sid_ || !resp_started_ || resp_done_) {
+        return;
+    }
+    if (resp_framing_ == http1::BodyKind::Length && resp_left_ != 0) {
+        close_now();  // short body: only a close tells the client
+        return;
+    }
+    if (resp_framing_ == http1::BodyKind::Chunked) {
+        scratch_.clear();
+        (void)http1::write_last_chunk(scratch_);
+        if (!send(scratch_)) {
+            return;
+        }
+    }
+    resp_done_ = true;
+    if (resp_framing_ == http1::BodyKind::UntilEof) {
+        keep_alive_ = false;
+    }
+    if (!req_done_) {
+        // The connector answered without reading the whole body: our half of the stream is
+        // reset (it would stay open otherwise), and the client's connection closes after the
+        // response, since the rest of its body cannot be skipped cheaply.
+        detach_stream();
+        keep_alive_ = false;
+        req_done_ = true;
+    }
+    maybe_finish();
+}
+
+void PublicSession::on_tunnel_close(TunnelConn& t, int32_t sid, uint32_t code) {
+    if (&t != tunnel_ || sid != sid_) {
+        return;
+    }
+    (void)code;
+    // The stream is gone: nothing to reset or consume on it.
+    tunnel_ = nullptr;
+    sid_ = -1;
+    unconsumed_ = 0;
+    body_pending_.clear();
+    end_pending_ = false;
+    if (!resp_started_) {
+        answer(502, "Bad Gateway: the tunnel stream ended before a response", false);
+    } else if (!resp_done_) {
+        close_now();
+    } else {
+        maybe_finish();
+    }
+}
+
+void PublicSession::on_tunnel_room(TunnelConn& t, int32_t sid) {
+    if (&t == tunnel_ && sid == sid_) {
+        process();
+    }
+}
+
+}  // namespace cfd::edge

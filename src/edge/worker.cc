@@ -1,0 +1,538 @@
+#include "cfd/edge/worker.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "cfd/core/log.h"
+
+namespace cfd::edge {
+
+namespace {
+constexpr Millis kTick{250};
+
+std::string peer_ip_of(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+        return "";
+    }
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
+    } else if (ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
+    }
+    return buf;
+}
+}  // namespace
+
+// --- TunnelLink: one connector connection on this core -----------------------------------------
+
+class TunnelLink final : public StreamRouter, public net::ConnHandler {
+public:
+    TunnelLink(Worker& w, uint64_t id, std::string peer_ip)
+        : w_(w), id_(id), peer_ip_(std::move(peer_ip)),
+          tc_(*w.config().tls, *this, w.reactor().now(), w.config().tunnel) {}
+
+    uint64_t id() const { return id_; }
+    TunnelConn& tunnel() { return tc_; }
+    const std::string& peer_ip() const { return peer_ip_; }
+    void attach(net::Connection* c) { conn_ = c; }
+    bool in_registry = false;
+    bool registered_row = false;  // the control thread wrote a store row for it
+
+    void tick(reactor::TimePoint now) {
+        tc_.tick(now);
+        pump();
+    }
+    void shutdown(std::string_view why) {
+        tc_.close(why);
+        pump();
+    }
+
+    // net::ConnHandler
+    void on_recv(net::Connection&, net::LentBuf data) override {
+        tc_.feed({reinterpret_cast<const char*>(data.data()), data.size()});
+        data.release();
+        pump();
+    }
+    void on_eof(net::Connection&) override {
+        tc_.feed_eof();
+        pump();
+    }
+    void on_resume(net::Connection&) override { pump(); }
+    void on_close(net::Connection&, Error reason) override {
+        conn_ = nullptr;
+        if (tc_.state() != TunnelConn::State::Closed) {
+            tc_.close(reason.message());
+        } else {
+            tc_.flush();  // delivers the stream closes if not yet done
+        }
+        if (tc_.details().uuid.is_nil() == false) {
+            log::info("Tunnel connection closed",
+                      {{"connection", tc_.details().uuid.str()}, {"reason", tc_.close_reason()}});
+        } else {
+            log::debug("Tunnel connection closed before registration",
+                       {{"peer", peer_ip_}, {"reason", tc_.close_reason()}});
+        }
+        w_.link_closed(*this);
+    }
+
+    // TunnelEvents
+    void on_register(TunnelConn&, rpc::CallId id, const rpc::RegisterRequest& req) override {
+        w_.post_register(*this, id, req);
+    }
+    void on_unregister(TunnelConn&) override {
+        log::info("Connector unregistered its connection",
+                  {{"connection", tc_.details().uuid.str()}});
+        w_.unroute(*this);
+    }
+    void on_output(TunnelConn&) override { pump(); }
+
+    void pump() {
+        if (pumping_ || conn_ == nullptr) {
+            return;
+        }
+        pumping_ = true;
+        for (int i = 0; i < 4096 && conn_ != nullptr; i++) {
+            std::string_view out = tc_.pending_output();
+            size_t n = std::min(out.size(), conn_->room());
+            if (n == 0) {
+                break;
+            }
+            if (!conn_->send({reinterpret_cast<const uint8_t*>(out.data()), n})) {
+                break;
+            }
+            tc_.consume_output(n);
+        }
+        pumping_ = false;
+        if (conn_ != nullptr && tc_.finished()) {
+            conn_->close_after_flush();
+        }
+    }
+
+private:
+    Worker& w_;
+    uint64_t id_;
+    std::string peer_ip_;
+    net::Connection* conn_ = nullptr;
+    TunnelConn tc_;
+    bool pumping_ = false;
+};
+
+// --- PublicLink: one public client on this core -----------------------------------------------
+
+class PublicLink final : public PublicIo, public net::ConnHandler {
+public:
+    explicit PublicLink(Worker& w) : w_(w) {
+        session_ = std::make_unique<PublicSession>(w, *this, w.config().pub);
+    }
+    void attach(net::Connection* c) { conn_ = c; }
+
+    reactor::TimePoint last_rx{};
+    void close_if_idle(reactor::TimePoint now, Millis limit) {
+        if (conn_ != nullptr && session_ && session_->idle() && handoff_core_ < 0 &&
+            now - last_rx >= limit) {
+            conn_->close(Error{Errc::TimedOut, 0, "idle"});
+        }
+    }
+
+    void on_recv(net::Connection& c, net::LentBuf data) override {
+        last_rx = w_.reactor().now();
+        if (handoff_fd_ >= 0) {
+            handoff_bytes_.append(reinterpret_cast<const char*>(data.data()), data.size());
+            return;
+        }
+        if (!session_) {
+            return;
+        }
+        session_->feed({reinterpret_cast<const char*>(data.data()), data.size()});
+        data.release();
+        if (session_ && !session_->wants_input() && conn_ != nullptr) {
+            c.pause_recv();
+        }
+    }
+    void on_eof(net::Connection&) override {
+        if (session_) {
+            session_->feed_eof();
+        }
+    }
+    void on_resume(net::Connection&) override {
+        if (session_) {
+            session_->on_writable();
+        }
+    }
+    void on_close(net::Connection&, Error) override {
+        conn_ = nullptr;
+        session_.reset();  // resets a stream still open
+        if (handoff_fd_ >= 0) {
+            w_.send_handoff(static_cast<uint32_t>(handoff_core_), handoff_fd_,
+                            std::move(handoff_bytes_));
+            handoff_fd_ = -1;
+        }
+        w_.link_closed(*this);
+    }
+
+    // PublicIo
+    bool send(std::string_view bytes) override {
+        if (conn_ == nullptr || conn_->state() != net::Connection::State::Open) {
+            return false;
+        }
+        return static_cast<bool>(
+            conn_->send({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}));
+    }
+    bool writable() const override { return conn_ != nullptr && conn_->writable(); }
+    void close_after_flush() override {
+        if (conn_ != nullptr) {
+            conn_->close_after_flush();
+        }
+    }
+    void abort() override {
+        if (conn_ != nullptr) {
+            conn_->close(Error{Errc::Closed, 0, "response aborted"});
+        }
+    }
+    void input_room() override {
+        if (conn_ != nullptr && handoff_core_ < 0) {
+            conn_->resume_recv();
+        }
+    }
+    bool handoff(uint32_t core) override {
+        if (conn_ == nullptr || handoff_core_ >= 0) {
+            return false;
+        }
+        handoff_core_ = static_cast<int64_t>(core);
+        conn_->pause_recv();
+        if (conn_->queued() == 0) {
+            start_handoff();
+        }
+        return true;
+    }
+    void on_drained(net::Connection&) override {
+        if (handoff_core_ >= 0 && handoff_fd_ < 0) {
+            start_handoff();
+        }
+    }
+    PublicSession* session() { return session_.get(); }
+
+private:
+    // The previous response is all sent: dup the socket, stop this side (bytes that still
+    // arrive before the close completes are collected), and post it all in on_close().
+    void start_handoff() {
+        handoff_fd_ = ::dup(conn_->fd());
+        handoff_bytes_ = session_->take_request_bytes();
+        conn_->close(Error{Errc::Closed, 0, "handed to another core"});
+    }
+
+    Worker& w_;
+    net::Connection* conn_ = nullptr;
+    std::unique_ptr<PublicSession> session_;
+    int64_t handoff_core_ = -1;
+    int handoff_fd_ = -1;
+    std::string handoff_bytes_;
+};
+
+// --- Worker ----------------------------------------------------------------------------------
+
+void Worker::Acceptor::on_accept(net::Listener&, int fd) {
+    if (tunnel) {
+        w->accept_tunnel(fd);
+    } else {
+        w->accept_public(fd);
+    }
+}
+
+Worker::Worker(reactor::Reactor& r, const WorkerConfig& cfg) : r_(r), cfg_(cfg) {
+    routes_ = std::make_unique<RouteTable>();
+    tunnel_acceptor_.w = this;
+    tunnel_acceptor_.tunnel = true;
+    public_acceptor_.w = this;
+}
+
+// The reactor is gone by now: sessions first (they point at tunnel connections), then tunnels.
+Worker::~Worker() {
+    dead_publics_.clear();
+    publics_.clear();
+    dead_tunnels_.clear();
+    tunnels_.clear();
+}
+
+Result<std::unique_ptr<Worker>> Worker::start(reactor::Reactor& r, const WorkerConfig& cfg) {
+    std::unique_ptr<Worker> w(new Worker(r, cfg));
+    auto tl = net::Listener::open(r, cfg.tunnel_addr, &w->tunnel_acceptor_);
+    if (!tl) {
+        return tl.error();
+    }
+    w->tunnel_listener_ = *tl;
+    auto pl = net::Listener::open(r, cfg.http_addr, &w->public_acceptor_);
+    if (!pl) {
+        w->tunnel_listener_->close();
+        return pl.error();
+    }
+    w->public_listener_ = *pl;
+    r.set_message_handler(w.get());
+    if (auto t = r.add_timer(kTick, w.get()); !t) {
+        return t.error();
+    }
+    return w;
+}
+
+uint16_t Worker::tunnel_port() const {
+    return tunnel_listener_ ? tunnel_listener_->port() : 0;
+}
+uint16_t Worker::http_port() const {
+    return public_listener_ ? public_listener_->port() : 0;
+}
+
+void Worker::accept_tunnel(int fd) {
+    uint64_t id = next_link_++;
+    auto link = std::make_unique<TunnelLink>(*this, id, peer_ip_of(fd));
+    auto c = net::Connection::adopt(r_, fd, link.get(), cfg_.tunnel_conn);
+    if (!c) {
+        log::warn("Cannot take a tunnel connection", {{"error", c.error().message()}});
+        return;
+    }
+    link->attach(*c);
+    tunnels_[id] = std::move(link);
+}
+
+void Worker::accept_public(int fd, std::string_view replay, bool handed) {
+    auto link = std::make_unique<PublicLink>(*this);
+    auto c = net::Connection::adopt(r_, fd, link.get(), cfg_.public_conn);
+    if (!c) {
+        return;
+    }
+    link->attach(*c);
+    link->last_rx = r_.now();
+    PublicLink* key = link.get();
+    publics_[key] = std::move(link);
+    if (handed) {
+        key->session()->set_no_handoff();
+    }
+    if (!replay.empty()) {
+        key->session()->feed(replay);
+        if (key->session() && !key->session()->wants_input()) {
+            (*c)->pause_recv();
+        }
+    }
+}
+
+void Worker::send_handoff(uint32_t core, int fd, std::string bytes) {
+    auto msg = std::make_unique<HandoffMsg>();
+    msg->fd = fd;
+    msg->bytes = std::move(bytes);
+    reactor::Message m;
+    m.tag = kMsgHandoff;
+    m.ptr = msg.get();
+    if (!r_.post(core, m)) {
+        ::close(fd);  // the client sees its connection close without an answer: rare, logged
+        log::warn("Could not hand a client connection to another core", {{"core", core}});
+        return;
+    }
+    (void)msg.release();
+}
+
+RouteResult Worker::route(std::string_view host) {
+    const Uuid* t = routes_->resolve(host);
+    if (t == nullptr) {
+        return {};
+    }
+    auto it = registry_.find(std::string(t->raw()));
+    if (it == registry_.end() || it->second.empty()) {
+        // Another core may hold one: the client moves there (one hop at most).
+        uint64_t mask = routes_->cores(*t) & ~(uint64_t{1} << (r_.index() & 63));
+        if (mask != 0) {
+            uint32_t n = static_cast<uint32_t>(__builtin_popcountll(mask));
+            uint32_t pick = static_cast<uint32_t>(rr_++ % n);
+            for (uint32_t core = 0; core < 64; core++) {
+                if ((mask >> core & 1) && pick-- == 0) {
+                    return {RouteResult::Kind::OtherCore, nullptr, core};
+                }
+            }
+        }
+        return {RouteResult::Kind::NoConnector, nullptr};
+    }
+    // The least busy of this core's connections; ties rotate.
+    auto& v = it->second;
+    TunnelLink* best = nullptr;
+    size_t n = v.size();
+    for (size_t i = 0; i < n; i++) {
+        TunnelLink* l = v[(rr_ + i) % n];
+        if (!l->tunnel().registered()) {
+            continue;
+        }
+        if (best == nullptr || l->tunnel().open_streams() < best->tunnel().open_streams()) {
+            best = l;
+        }
+    }
+    rr_++;
+    if (best == nullptr) {
+        return {RouteResult::Kind::NoConnector, nullptr};
+    }
+    return {RouteResult::Kind::Ok, &best->tunnel()};
+}
+
+void Worker::post_register(TunnelLink& l, rpc::CallId call, const rpc::RegisterRequest& req) {
+    auto msg = std::make_unique<RegisterMsg>();
+    msg->core = r_.index();
+    msg->link = l.id();
+    msg->call = call;
+    msg->request = req;
+    msg->peer_ip = l.peer_ip();
+    reactor::Message m;
+    m.tag = kMsgRegister;
+    m.ptr = msg.get();
+    if (cfg_.control == nullptr || !cfg_.control->post_external(m)) {
+        rpc::ConnectionError e;
+        e.cause = "edge is busy, try again";
+        e.should_retry = true;
+        l.tunnel().refuse_registration(call, e);
+        l.pump();
+        return;
+    }
+    (void)msg.release();  // the control thread owns it now
+}
+
+void Worker::on_answer(std::unique_ptr<RegisterAnswerMsg> a) {
+    auto it = tunnels_.find(a->link);
+    if (it == tunnels_.end()) {
+        if (a->ok) {
+            post_closed(a->details.uuid);  // gone meanwhile: its row must go too
+        }
+        return;
+    }
+    TunnelLink& l = *it->second;
+    if (!a->ok) {
+        l.tunnel().refuse_registration(a->call, a->error);
+        l.pump();
+        return;
+    }
+    l.registered_row = true;
+    l.tunnel().accept_registration(a->call, a->details);
+    l.pump();
+    if (!l.tunnel().registered()) {
+        return;  // the call was canceled or the link died: link_closed() removes the row
+    }
+    registry_[std::string(l.tunnel().request().tunnel_id.raw())].push_back(&l);
+    l.in_registry = true;
+}
+
+void Worker::unroute(TunnelLink& l) {
+    if (!l.in_registry) {
+        return;
+    }
+    l.in_registry = false;
+    // The control thread stops sending other cores' clients here for it.
+    reactor::Message m;
+    m.tag = kMsgConnUnrouted;
+    uuid_to_words(l.tunnel().details().uuid, &m.a, &m.b);
+    m.c = r_.index();
+    if (cfg_.control != nullptr) {
+        (void)cfg_.control->post_external(m);
+    }
+    auto it = registry_.find(std::string(l.tunnel().request().tunnel_id.raw()));
+    if (it == registry_.end()) {
+        return;
+    }
+    auto& v = it->second;
+    v.erase(std::remove(v.begin(), v.end(), &l), v.end());
+    if (v.empty()) {
+        registry_.erase(it);
+    }
+}
+
+void Worker::post_closed(const Uuid& conn_id) {
+    reactor::Message m;
+    m.tag = kMsgConnClosed;
+    uuid_to_words(conn_id, &m.a, &m.b);
+    m.c = r_.index();
+    if (cfg_.control != nullptr) {
+        // Dropped only when the control queue is full; the row then lapses with the lease
+        // of this edge (forget_edge on shutdown, or the next cleanup).
+        (void)cfg_.control->post_external(m);
+    }
+}
+
+void Worker::link_closed(TunnelLink& l) {
+    unroute(l);
+    if (l.registered_row) {
+        post_closed(l.tunnel().details().uuid);
+        l.registered_row = false;
+    }
+    auto it = tunnels_.find(l.id());
+    if (it != tunnels_.end()) {
+        dead_tunnels_.push_back(std::move(it->second));
+        tunnels_.erase(it);
+    }
+}
+
+void Worker::link_closed(PublicLink& l) {
+    auto it = publics_.find(&l);
+    if (it != publics_.end()) {
+        dead_publics_.push_back(std::move(it->second));
+        publics_.erase(it);
+    }
+}
+
+void Worker::on_message(reactor::Reactor&, const reactor::Message& m) {
+    if (m.tag == kMsgRegisterAnswer) {
+        on_answer(std::unique_ptr<RegisterAnswerMsg>(static_cast<RegisterAnswerMsg*>(m.ptr)));
+    } else if (m.tag == kMsgRoutes) {
+        routes_.reset(static_cast<RouteTable*>(m.ptr));
+    } else if (m.tag == kMsgCloseConn) {
+        Uuid id = uuid_from_words(m.a, m.b);
+        for (auto& [key, l] : tunnels_) {
+            if (l->tunnel().details().uuid == id) {
+                log::info("Tunnel connection replaced by the connector's new one",
+                          {{"connection", id.str()}});
+                unroute(*l);
+                l->shutdown("replaced by a new registration");
+                break;
+            }
+        }
+    } else if (m.tag == kMsgHandoff) {
+        std::unique_ptr<HandoffMsg> h(static_cast<HandoffMsg*>(m.ptr));
+        accept_public(h->fd, h->bytes, true);
+    }
+}
+
+void Worker::on_timer(reactor::TimerId, uint64_t) {
+    dead_publics_.clear();
+    dead_tunnels_.clear();
+    reactor::TimePoint now = r_.now();
+    std::vector<TunnelLink*> all;
+    all.reserve(tunnels_.size());
+    for (auto& [id, l] : tunnels_) {
+        all.push_back(l.get());
+    }
+    for (TunnelLink* l : all) {
+        if (l->tunnel().state() == TunnelConn::State::Closed) {
+            continue;
+        }
+        bool was =
+            l->tunnel().registered() || l->tunnel().state() == TunnelConn::State::Unregistered;
+        l->tick(now);
+        if (was && l->tunnel().state() == TunnelConn::State::Closed) {
+            log::warn("Tunnel connection is dead",
+                      {{"connection", l->tunnel().details().uuid.str()},
+                       {"reason", l->tunnel().close_reason()}});
+            unroute(*l);
+        }
+    }
+    std::vector<PublicLink*> pubs;
+    pubs.reserve(publics_.size());
+    for (auto& [p, l] : publics_) {
+        pubs.push_back(p);
+    }
+    for (PublicLink* p : pubs) {
+        p->close_if_idle(now, cfg_.public_idle_timeout);
+    }
+    if (!r_.stop_requested()) {
+        (void)r_.add_timer(kTick, this);
+    }
+}
+
+}  // namespace cfd::edge
