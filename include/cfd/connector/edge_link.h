@@ -1,0 +1,149 @@
+// The reactor glue of one core: tunnel connections to the edge (TCP + TunnelSession + Proxy) and
+// the pool of origin connections they share. Everything here runs on its reactor's thread.
+//
+//   OriginPool    keep-alive origin connections of one core, per origin service: idle ones wait
+//                 up to the service's idle timeout, at most max_idle of them per service.
+//   EdgeLink      tunnel connection number `index`: dials the edge with a timeout, registers,
+//                 serves streams, and after a loss reconnects with full-jitter backoff.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cfd/connector/proxy.h"
+#include "cfd/connector/tunnel_session.h"
+#include "cfd/net/backoff.h"
+#include "cfd/net/connection.h"
+#include "cfd/reactor/reactor.h"
+
+namespace cfd::connector {
+
+class OriginConn;
+class EdgeLink;
+
+// Counters shared by every core, read by the control thread (/ready and the exit decisions).
+struct ConnectorStats {
+    std::atomic<int> registered{0};        // connections registered now
+    std::atomic<int> ever_registered{0};   // registrations so far
+    std::atomic<int> permanent_refusals{0};  // connections refused with should_retry=false
+    std::atomic<int> unregistered{0};      // connections whose unregistration completed
+    std::atomic<int> closed_for_good{0};   // connections that will not reconnect (draining)
+};
+
+class OriginPool {
+public:
+    explicit OriginPool(reactor::Reactor& r) : reactor_(r) {}
+    ~OriginPool();
+    OriginPool(const OriginPool&) = delete;
+    OriginPool& operator=(const OriginPool&) = delete;
+
+    // A connection for stream `id` of `proxy`: an idle one when the pool has it, a new one
+    // otherwise. Answered later through proxy.origin_ready()/origin_failed(); `owner` is
+    // pumped after each answer and each origin event.
+    void dial(const OriginService& svc, Proxy& proxy, EdgeLink& owner, int32_t id);
+    // Forgets the pending dial of (owner, id): the connection closes (or goes idle) unanswered.
+    void cancel(EdgeLink& owner, int32_t id);
+
+    reactor::Reactor& reactor() { return reactor_; }
+    size_t idle(uint32_t pool_key) const;
+    uint64_t dials() const { return dials_; }
+    uint64_t reuses() const { return reuses_; }
+
+private:
+    friend class OriginConn;
+    [[nodiscard]] bool park(OriginConn* c);  // goes idle; false when the pool is full
+    void unpark(OriginConn* c);              // leaves the idle list (taken or closed)
+    void forget(OriginConn* c);              // is being deleted
+    void answered(EdgeLink& owner, int32_t id);
+    uint32_t max_idle_for(const OriginConn* c) const;
+
+    reactor::Reactor& reactor_;
+    std::unordered_map<uint32_t, std::vector<OriginConn*>> idle_;
+    std::unordered_map<uint32_t, uint32_t> max_idle_;  // per pool key
+    std::vector<OriginConn*> all_;  // every live one, to detach them when the pool goes
+    std::map<std::pair<EdgeLink*, int32_t>, OriginConn*> pending_;  // dials not yet answered
+    uint64_t dials_ = 0;
+    uint64_t reuses_ = 0;
+};
+
+struct EdgeLinkConfig {
+    net::SockAddr edge;
+    std::string server_name{tls::kTunnelServerName};
+    Millis dial_timeout{15000};
+    net::BackoffPolicy backoff{};
+    http2::Settings h2{};
+    ProxyLimits proxy{};
+};
+
+class EdgeLink final : private net::ConnHandler, private reactor::TimerTarget, private OriginDialer {
+public:
+    enum class State : uint8_t { Idle, Connecting, Serving, Waiting, Draining, Stopped };
+
+    // All references must outlive the link.
+    EdgeLink(reactor::Reactor& r, OriginPool& pool, const tls::Context& tls, const Router& router,
+             TunnelIdentity id, EdgeLinkConfig cfg, ConnectorStats& stats);
+    ~EdgeLink() override;
+    EdgeLink(const EdgeLink&) = delete;
+    EdgeLink& operator=(const EdgeLink&) = delete;
+
+    void start();
+    // Drain: unregisterConnection, then close once the edge answered; no reconnect after.
+    void drain();
+    // Closes now; no reconnect after.
+    void stop();
+
+    // Moves the tunnel's output to the socket (after any proxy or origin event).
+    void flush();
+
+    State state() const { return state_; }
+    bool registered() const { return registered_; }
+    uint8_t index() const { return id_.conn_index; }
+    uint32_t attempts() const { return backoff_.attempts(); }
+    Proxy* proxy() { return proxy_.get(); }
+
+private:
+    // net::ConnHandler
+    void on_connect(net::Connection& c, Status result) override;
+    void on_recv(net::Connection& c, net::LentBuf data) override;
+    void on_eof(net::Connection& c) override;
+    void on_resume(net::Connection& c) override;
+    void on_close(net::Connection& c, Error reason) override;
+    // reactor::TimerTarget: reconnect, or the unregister deadline.
+    void on_timer(reactor::TimerId id, uint64_t arg) override;
+    // OriginDialer
+    void dial(const OriginService& svc, int32_t id) override;
+    void cancel(int32_t id) override;
+
+    void connect();
+    void handle_events();
+    void lost(std::string_view why);
+    void schedule_reconnect(Millis at_least);
+    void set_registered(bool r);
+
+    reactor::Reactor& reactor_;
+    OriginPool& pool_;
+    const tls::Context& tls_;
+    const Router& router_;
+    TunnelIdentity id_;
+    EdgeLinkConfig cfg_;
+    ConnectorStats& stats_;
+    net::Backoff backoff_;
+    State state_ = State::Idle;
+    net::Connection* conn_ = nullptr;
+    std::unique_ptr<Proxy> proxy_;
+    std::unique_ptr<TunnelSession> session_;
+    reactor::TimerId timer_{};
+    bool registered_ = false;
+    bool refused_for_good_ = false;
+    bool unregistered_ = false;  // draining: the edge confirmed unregisterConnection
+    Millis retry_hint_{0};
+    std::string loss_reason_;  // why the connection is going down, for the one log line
+    bool flushing_ = false;
+};
+
+}  // namespace cfd::connector

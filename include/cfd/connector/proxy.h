@@ -1,0 +1,128 @@
+// The proxied streams of one tunnel connection, sans I/O: each HTTP/2 request the edge opens
+// becomes an HTTP/1.1 exchange with an origin, and the origin's response becomes the stream's
+// HTTP/2 response in the tunnel's conventions (DESIGN.md §2):
+//   :status             the origin's status (a WebSocket's 101 travels as 200)
+//   cf-cloudflared-response-headers   every origin header but the hop-by-hop ones, serialized
+//   content-length      also as a real header
+//   cf-cloudflared-response-meta      {"src":"origin"}, or {"src":"cloudflared"} when we answer
+// Flow control end to end: a request body byte is consume()d on the HTTP/2 stream only once the
+// origin connection took it; origin reads pause while a stream's response buffer is full and
+// resume as HTTP/2 sends it.
+//
+// Origin connections come from an OriginDialer (the reactor glue, or a test) and are driven
+// through OriginLink; the dialer answers with origin_ready()/origin_failed(), the link's owner
+// reports bytes and closes with origin_data()/origin_eof()/origin_closed()/origin_writable().
+// After each of those calls (and after each TunnelSession::feed()), the owner pumps the tunnel.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "cfd/connector/origin.h"
+#include "cfd/connector/tunnel_session.h"
+#include "cfd/http1/parser.h"
+
+namespace cfd::connector {
+
+// One origin connection as a stream sees it.
+class OriginLink {
+public:
+    virtual ~OriginLink() = default;
+    // Bytes send() takes now.
+    virtual size_t room() const = 0;
+    // Queues at most room() bytes.
+    virtual void send(std::string_view bytes) = 0;
+    virtual void pause_recv(bool paused) = 0;
+    // The stream is done with the link: back to the pool when `reusable` (a complete exchange
+    // that keeps the connection alive), closed otherwise. The link is not used after this.
+    virtual void release(bool reusable) = 0;
+};
+
+class OriginDialer {
+public:
+    virtual ~OriginDialer() = default;
+    // A connection to `svc` for stream `id`, answered later (never from inside this call) with
+    // Proxy::origin_ready() or Proxy::origin_failed().
+    virtual void dial(const OriginService& svc, int32_t id) = 0;
+    // The stream went away before the answer: the dialer must not answer for `id` any more.
+    virtual void cancel(int32_t id) = 0;
+};
+
+struct ProxyLimits {
+    // Response bytes buffered per stream before origin reads pause; resumed below half.
+    size_t response_buffer = 256 << 10;
+    // Request bytes (head + framing + body) per stream waiting for the origin socket. Body
+    // bytes are also held by the stream's HTTP/2 window, so this is the window plus framing.
+    size_t max_request_queue = 4 << 20;
+    http1::Limits http1;
+};
+
+// The page hello_world answers with.
+std::string_view hello_world_page();
+
+class Proxy final : public StreamSink {
+public:
+    Proxy(const Router& router, OriginDialer& dialer, ProxyLimits limits = {});
+    ~Proxy() override;
+    Proxy(const Proxy&) = delete;
+    Proxy& operator=(const Proxy&) = delete;
+
+    // The session whose streams this proxy serves; set before it feeds any byte.
+    void attach(TunnelSession* session) { session_ = session; }
+
+    // `reused`: the link served an earlier exchange (from the keep-alive pool).
+    void origin_ready(int32_t id, OriginLink* link, bool reused = false);
+    void origin_failed(int32_t id, const Error& e);
+    // Bytes the origin sent, borrowed for the call: all of them are taken.
+    void origin_data(int32_t id, std::string_view bytes);
+    void origin_eof(int32_t id);
+    // The link broke (the link is not used after this call).
+    void origin_closed(int32_t id, const Error& e);
+    // The link's out-queue has room again.
+    void origin_writable(int32_t id);
+
+    size_t streams() const { return streams_.size(); }
+    struct Stats {
+        uint64_t requests = 0;
+        uint64_t errors = 0;      // 502s we answered, resets after the head
+        uint64_t origin_ok = 0;   // responses that came from an origin
+    };
+    const Stats& stats() const { return stats_; }
+
+    // StreamSink
+    void on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& headers,
+                        bool end_stream) override;
+    void on_stream_data(int32_t id, std::string_view bytes) override;
+    void on_stream_end(int32_t id) override;
+    void on_stream_close(int32_t id, uint32_t code) override;
+    http2::BodyChunk on_body_ready(int32_t id, size_t max) override;
+    void on_body_copy(int32_t id, std::span<char> dest) override;
+
+private:
+    struct Stream;
+
+    Stream* find(int32_t id);
+    void answer_local(Stream& s, int status, std::string_view meta, std::string_view body,
+                      std::string_view content_type);
+    void fail(Stream& s, std::string_view why);
+    void flush_request(Stream& s);
+    void parse_response(Stream& s, std::string_view bytes);
+    void submit_head(Stream& s);
+    void maybe_finish(Stream& s);
+    void body_arrived(Stream& s);
+    void release_link(Stream& s, bool reusable);
+    bool retry_stale(Stream& s);
+
+    const Router& router_;
+    OriginDialer& dialer_;
+    ProxyLimits limits_;
+    TunnelSession* session_ = nullptr;
+    std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+    Stats stats_;
+};
+
+}  // namespace cfd::connector

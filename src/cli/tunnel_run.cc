@@ -1,0 +1,352 @@
+// `cfdtunnel tunnel run [flags] [NAME-or-ID]`: the connector (DESIGN.md story 4).
+//
+// Options come from the [connector] section of the config file (--config, else
+// ~/.cfdtunnel/config.ini, else /etc/cfdtunnel/config.ini when present) and from flags of the
+// same names, flags winning. Ingress rules come from the same file's [ingress "..."] sections,
+// or --url alone makes one catch-all rule.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cfd/config/ini.h"
+#include "cfd/config/options.h"
+#include "cfd/connector/connector.h"
+#include "cfd/connector/credentials.h"
+#include "cfd/connector/ingress.h"
+#include "cfd/connector/rule_router.h"
+#include "cfd/core/log.h"
+#include "cfd/core/version.h"
+#include "cli/api_client.h"
+#include "cli/command.h"
+
+namespace cfd::cli {
+
+namespace {
+
+constexpr const char* kSynopsis = "tunnel run [flags] [NAME-or-ID]";
+constexpr const char* kDefaultEdge = "127.0.0.1:7844";
+
+struct RunFlags {
+    std::string config;
+    std::string credentials_file;
+    std::string token;
+    std::vector<std::string> edges;
+    std::string cacert;
+    int64_t ha_connections = 4;
+    std::string url;
+    Millis grace_period{30000};
+    std::string loglevel = "info";
+    std::string output = "text";
+    int64_t workers = 0;
+    std::string edge_server_name{tls::kTunnelServerName};
+    std::string metrics;
+    std::string api;
+    std::string api_token;
+    bool help = false;
+};
+
+void add_flags(config::OptionSet& set, RunFlags& f) {
+    set.add_string("credentials-file", &f.credentials_file, "the tunnel's credentials file");
+    set.add_alias("cred-file", "credentials-file");
+    set.add_string("token", &f.token, "the tunnel's token instead of a credentials file");
+    set.add_list("edge", &f.edges,
+                 "edge address host:port, repeatable; entries alternate between locations "
+                 "(default 127.0.0.1:7844)");
+    set.add_string("cacert", &f.cacert, "CA file that signed the edge's certificate");
+    set.add_int("ha-connections", &f.ha_connections, 1, 64, "connections to the edge");
+    set.add_string("url", &f.url, "the origin, when the config file has no ingress rules");
+    set.add_duration("grace-period", &f.grace_period,
+                     "how long a stopping connector lets requests finish");
+    set.add_string("loglevel", &f.loglevel, "debug, info, warn, error or fatal");
+    set.add_string("output", &f.output, "log format: text or json");
+    set.add_int("workers", &f.workers, 0, 1024, "reactor threads (0: one per CPU)");
+    set.add_string("edge-server-name", &f.edge_server_name,
+                   "TLS server name the edge's certificate must carry");
+    set.add_string("metrics", &f.metrics, "metrics and readiness address (reserved)");
+    set.add_string("api", &f.api, "management API, to find a tunnel by name");
+    set.add_string("api-token", &f.api_token, "management API token");
+}
+
+int usage_error(const std::string& msg) {
+    std::fprintf(stderr, "cfdtunnel tunnel run: %s\n", msg.c_str());
+    return kExitUsage;
+}
+
+int failure(const std::string& msg) {
+    log::error(msg);
+    return kExitFailure;
+}
+
+bool file_exists(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0;
+}
+
+// The config file to read: --config (must exist), else the first default that exists.
+std::string find_config(const config::Args& args) {
+    for (const auto& [k, v] : args.flags) {
+        if (k == "config") {
+            return v;
+        }
+    }
+    std::string home = home_dir();
+    if (!home.empty() && file_exists(home + "/.cfdtunnel/config.ini")) {
+        return home + "/.cfdtunnel/config.ini";
+    }
+    if (file_exists("/etc/cfdtunnel/config.ini")) {
+        return "/etc/cfdtunnel/config.ini";
+    }
+    return {};
+}
+
+// The tunnel's ID for a positional NAME-or-ID: a UUID as it is, a name through the API.
+Result<Uuid, std::string> resolve_tunnel(const RunFlags& f, const std::string& ref) {
+    if (auto u = Uuid::parse(ref)) {
+        return *u;
+    }
+    auto api = find_api(f.api, f.api_token);
+    if (!api) {
+        return "'" + ref + "' is not a tunnel ID, and finding it by name needs the management "
+               "API: " + api.error();
+    }
+    auto r = api_call(*api, "GET", "/v1/tunnels/" + path_escape(ref), nullptr);
+    if (!r) {
+        return r.error();
+    }
+    if (r->status == 404) {
+        return "no tunnel named or with ID '" + ref + "'";
+    }
+    if (!r->ok()) {
+        return r->error_text();
+    }
+    const json::Value* id = r->body.get("id");
+    if (id == nullptr || !id->is_string()) {
+        return std::string("the management API answered without the tunnel's id");
+    }
+    auto u = Uuid::parse(id->as_string());
+    if (!u) {
+        return std::string("the management API answered a malformed tunnel id");
+    }
+    return *u;
+}
+
+Result<connector::Credentials, std::string> load_credentials(const RunFlags& f,
+                                                             const std::vector<std::string>& pos) {
+    if (!f.token.empty()) {
+        auto c = connector::parse_token(f.token);
+        if (!c) {
+            return "--token: " + c.error().message();
+        }
+        return *c;
+    }
+    std::string path = f.credentials_file;
+    if (path.empty()) {
+        if (pos.empty()) {
+            return std::string("give the tunnel's NAME or ID, --credentials-file or --token");
+        }
+        auto id = resolve_tunnel(f, pos[0]);
+        if (!id) {
+            return id.error();
+        }
+        std::vector<std::string> candidates;
+        if (!home_dir().empty()) {
+            candidates.push_back(home_dir() + "/.cfdtunnel/" + id->str() + ".json");
+        }
+        candidates.push_back("/etc/cfdtunnel/" + id->str() + ".json");
+        for (const std::string& c : candidates) {
+            if (file_exists(c)) {
+                path = c;
+                break;
+            }
+        }
+        if (path.empty()) {
+            return "no credentials file for tunnel " + id->str() + " (looked for " +
+                   candidates.front() + "); give --credentials-file";
+        }
+    }
+    auto c = connector::read_credentials_file(path);
+    if (!c) {
+        return path + ": " + c.error().message();
+    }
+    return *c;
+}
+
+Result<std::unique_ptr<connector::Router>, std::string> load_router(
+    const RunFlags& f, const std::optional<config::IniFile>& file) {
+    if (file && connector::Ingress::present(*file)) {
+        if (!f.url.empty()) {
+            return std::string("--url and ingress rules in the config file exclude each other");
+        }
+        auto in = connector::Ingress::from_file(*file);
+        if (!in) {
+            return in.error().str();
+        }
+        auto r = connector::RuleRouter::create(std::move(*in));
+        if (!r) {
+            return r.error();
+        }
+        return std::unique_ptr<connector::Router>(std::move(*r));
+    }
+    std::string url = f.url;
+    if (url.empty()) {
+        log::warn("No ingress rules were defined in the config file nor with --url: every "
+                  "request is answered 503");
+        url = "http_status:503";
+    }
+    auto in = connector::Ingress::from_url(url);
+    if (!in) {
+        return "--url: " + in.error().str();
+    }
+    auto r = connector::RuleRouter::create(std::move(*in));
+    if (!r) {
+        return "--url: " + r.error();
+    }
+    return std::unique_ptr<connector::Router>(std::move(*r));
+}
+
+const char* signal_name(int sig) { return sig == SIGINT ? "interrupt" : "terminated"; }
+
+int run_tunnel_run(int argc, char** argv) {
+    RunFlags f;
+    config::OptionSet set;
+    add_flags(set, f);
+    set.add_string("config", &f.config, "config file ([connector] section, ingress rules)");
+    set.add_bool("help", &f.help, "this text");
+    set.add_alias("h", "help");
+    auto args = set.split(argc, argv, 1);
+    if (!args) {
+        return usage_error(args.error().str());
+    }
+    std::optional<config::IniFile> file;
+    std::string cfg_path = find_config(*args);
+    if (!cfg_path.empty()) {
+        auto ini = config::IniFile::load(cfg_path);
+        if (!ini) {
+            return usage_error(ini.error().str());
+        }
+        file = std::move(*ini);
+        if (auto r = set.apply_file(*file, "connector"); !r) {
+            return usage_error(r.error().str());
+        }
+    }
+    if (auto r = set.apply_args(*args); !r) {
+        return usage_error(r.error().str());
+    }
+    if (f.help) {
+        std::printf("usage: cfdtunnel %s\n\n%s", kSynopsis, set.usage().c_str());
+        return kExitOk;
+    }
+    log::Level level;
+    if (!log::parse_level(f.loglevel, &level)) {
+        return usage_error("--loglevel: expected debug, info, warn, error or fatal");
+    }
+    log::Format format;
+    if (!log::parse_format(f.output, &format)) {
+        return usage_error("--output: expected text or json");
+    }
+    log::set_level(level);
+    log::set_format(format);
+    if (args->positionals.size() > 1) {
+        return usage_error("at most one NAME-or-ID");
+    }
+
+    auto creds = load_credentials(f, args->positionals);
+    if (!creds) {
+        return failure(creds.error());
+    }
+    if (!f.cacert.empty() && !file_exists(f.cacert)) {
+        return failure("--cacert: " + f.cacert + " does not exist");
+    }
+    if (f.edges.empty()) {
+        f.edges.push_back(kDefaultEdge);
+    }
+    std::vector<net::SockAddr> edges;
+    for (const std::string& e : f.edges) {
+        auto a = net::SockAddr::parse(e);
+        if (!a) {
+            return failure("--edge " + e + ": " + a.error().message());
+        }
+        edges.push_back(*a);
+    }
+    auto router = load_router(f, file);
+    if (!router) {
+        return failure(router.error());
+    }
+
+    connector::ConnectorOptions opts;
+    opts.creds = *creds;
+    opts.connector_id = Uuid::random();
+    opts.edges = edges;
+    opts.ha_connections = static_cast<uint32_t>(f.ha_connections);
+    opts.workers = static_cast<uint32_t>(f.workers);
+    opts.ca_file = f.cacert;
+    opts.server_name = f.edge_server_name;
+    opts.router = router->get();
+
+    std::string_view arch = connector::build_arch();
+    arch.remove_prefix(arch.find('_') + 1);
+    log::info("Starting tunnel", {{"tunnelID", creds->tunnel_id.str()}});
+    log::info(std::string("Version ") + kVersion);
+    log::info("GOOS: linux, Arch: " + std::string(arch));
+    log::info("Generated Connector ID: " + opts.connector_id.str());
+
+    // Signals are taken synchronously by this (control) thread; the reactor threads inherit
+    // the mask, so none of them is ever interrupted.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+    connector::Connector conn(opts);
+    if (auto s = conn.start(); !s) {
+        return failure("cannot start the connector: " + tls::describe(s.error()));
+    }
+    const auto& stats = conn.stats();
+    const int total = static_cast<int>(opts.ha_connections);
+    timespec tick{0, 250 * 1000 * 1000};
+    int sig = 0;
+    for (;;) {
+        sig = sigtimedwait(&sigs, nullptr, &tick);
+        if (sig > 0) {
+            break;
+        }
+        if (stats.ever_registered.load() == 0 && stats.permanent_refusals.load() >= total) {
+            conn.stop();
+            return failure("The edge refused every connection of this tunnel and asked not to "
+                           "retry (see the errors above): check the credentials; exiting");
+        }
+    }
+    log::info(std::string("Initiating graceful shutdown due to signal ") + signal_name(sig) +
+              " ...");
+    conn.drain();
+    auto deadline = std::chrono::steady_clock::now() + f.grace_period;
+    while (stats.closed_for_good.load() < total) {
+        auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) {
+            log::warn("Grace period over: closing the connections that are left");
+            break;
+        }
+        sig = sigtimedwait(&sigs, nullptr, &tick);
+        if (sig > 0) {
+            log::warn(std::string("Second signal ") + signal_name(sig) + ": exiting now");
+            std::fflush(nullptr);
+            ::_exit(kExitFailure);
+        }
+    }
+    conn.stop();
+    log::info("Tunnel server stopped");
+    return kExitOk;
+}
+
+}  // namespace
+
+CFD_COMMAND(tunnel_run, "tunnel run", "run a connector for a tunnel", run_tunnel_run);
+
+}  // namespace cfd::cli

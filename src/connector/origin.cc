@@ -1,0 +1,59 @@
+#include "cfd/connector/origin.h"
+
+#include <charconv>
+
+namespace cfd::connector {
+
+namespace {
+
+bool starts_with(std::string_view s, std::string_view p) {
+    return s.size() >= p.size() && s.substr(0, p.size()) == p;
+}
+
+}  // namespace
+
+Result<OriginService> parse_origin_url(std::string_view url) {
+    OriginService svc;
+    svc.url = std::string(url);
+    if (url == "hello_world" || url == "hello-world") {
+        svc.kind = OriginService::Kind::HelloWorld;
+        return svc;
+    }
+    if (starts_with(url, "http_status:")) {
+        std::string_view code = url.substr(12);
+        unsigned v = 0;
+        auto [p, ec] = std::from_chars(code.data(), code.data() + code.size(), v);
+        if (ec != std::errc() || p != code.data() + code.size() || v < 100 || v > 999) {
+            return Err{Errc::Invalid, 0, "http_status: wants a status code 100..999"};
+        }
+        svc.kind = OriginService::Kind::HttpStatus;
+        svc.status = static_cast<uint16_t>(v);
+        return svc;
+    }
+    if (!starts_with(url, "http://")) {
+        return Err{Errc::Unsupported, 0, "origin URL: only http://, http_status: and hello_world"};
+    }
+    std::string_view rest = url.substr(7);
+    size_t slash = rest.find('/');
+    std::string_view authority = rest.substr(0, slash);
+    if (authority.empty()) {
+        return Err{Errc::Invalid, 0, "origin URL: no host"};
+    }
+    std::string host_port(authority);
+    // No port: HTTP's 80. A bracketed IPv6 literal ends with ']' when it has no port.
+    size_t colon = authority.rfind(':');
+    size_t bracket = authority.rfind(']');
+    if (colon == std::string_view::npos ||
+        (bracket != std::string_view::npos && colon < bracket)) {
+        host_port += ":80";
+    }
+    auto addr = net::SockAddr::parse(host_port);
+    if (!addr) {
+        return addr.error();
+    }
+    svc.kind = OriginService::Kind::Http;
+    svc.addr = *addr;
+    return svc;
+}
+
+}  // namespace cfd::connector

@@ -1,0 +1,600 @@
+#include "cfd/connector/proxy.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <vector>
+
+#include "cfd/core/log.h"
+#include "cfd/http1/hop_by_hop.h"
+#include "cfd/http1/writer.h"
+
+namespace cfd::connector {
+
+namespace {
+
+constexpr std::string_view kHelloWorld =
+    "<!DOCTYPE html>\n<html><head><title>cfdtunnel hello world</title></head>\n"
+    "<body><h1>Congrats! You created a tunnel!</h1>\n"
+    "<p>This page is served by the hello_world origin of cfdtunnel.</p></body></html>\n";
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return out;
+}
+
+bool method_has_body(std::string_view m) { return m == "POST" || m == "PUT" || m == "PATCH"; }
+
+}  // namespace
+
+std::string_view hello_world_page() { return kHelloWorld; }
+
+struct Proxy::Stream {
+    explicit Stream(int32_t i, const http1::Limits& l) : id(i), parser(l) {}
+
+    int32_t id;
+    http2::StreamKind kind = http2::StreamKind::Http;
+    const OriginService* svc = nullptr;
+    OriginLink* link = nullptr;
+    bool dialing = false;
+    bool local = false;  // answered by us; request body bytes are discarded
+
+    // Request side: bytes for the origin (head, framing, body), and when each body piece may be
+    // consume()d on the HTTP/2 stream: once the origin took every byte up to `pos`.
+    std::string req_q;
+    uint64_t req_queued = 0;
+    uint64_t req_sent = 0;
+    std::deque<std::pair<uint64_t, size_t>> consume_at;
+    bool chunked = false;
+    bool raw_request = false;  // WebSocket: body bytes pass as they are
+    bool has_length = false;
+    uint64_t length_left = 0;
+    bool req_done = false;
+
+    // Response side.
+    http1::ResponseParser parser;
+    bool head_sent = false;
+    bool raw = false;  // the origin switched protocols: bytes pass as they are
+    bool interim = false;  // the head being parsed is a 1xx other than 101
+
+    // A bodiless request on a pooled connection that the origin closed before answering (its
+    // keep-alive ran out as we reused it) is sent once more on another connection.
+    std::string method;
+    std::string replay;   // the request head, when the request has no body
+    bool reused = false;  // the current link came from the pool
+    bool retried = false;
+    uint64_t resp_bytes = 0;  // origin bytes received on the current link
+    bool resp_done = false;
+    bool keep_alive = false;
+    std::string resp_buf;
+    size_t resp_off = 0;
+    bool paused = false;
+
+    size_t resp_avail() const { return resp_buf.size() - resp_off; }
+};
+
+Proxy::Proxy(const Router& router, OriginDialer& dialer, ProxyLimits limits)
+    : router_(router), dialer_(dialer), limits_(limits) {}
+
+Proxy::~Proxy() {
+    for (auto& [id, s] : streams_) {
+        if (s->dialing) {
+            dialer_.cancel(id);
+        }
+        if (s->link != nullptr) {
+            s->link->release(false);
+        }
+    }
+}
+
+Proxy::Stream* Proxy::find(int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+}
+
+void Proxy::release_link(Stream& s, bool reusable) {
+    if (s.link != nullptr) {
+        OriginLink* l = s.link;
+        s.link = nullptr;
+        l->release(reusable);
+    }
+    if (s.dialing) {
+        s.dialing = false;
+        dialer_.cancel(s.id);
+    }
+}
+
+void Proxy::answer_local(Stream& s, int status, std::string_view meta, std::string_view body,
+                         std::string_view content_type) {
+    release_link(s, false);
+    s.local = true;
+    s.head_sent = true;
+    s.resp_done = true;
+    s.resp_buf.assign(body);
+    s.resp_off = 0;
+    std::string length = std::to_string(body.size());
+    std::vector<http2::HeaderPair> user;
+    if (!content_type.empty()) {
+        user.emplace_back("Content-Type", std::string(content_type));
+    }
+    if (!body.empty()) {
+        user.emplace_back("Content-Length", length);
+    }
+    std::string serialized = http2::serialize_user_headers(user);
+    std::vector<http2::HeaderView> hv{{http2::kResponseHeaders, serialized},
+                                      {http2::kResponseMeta, meta}};
+    if (!body.empty()) {
+        hv.push_back({"content-length", length});
+    }
+    if (auto r = session_->h2().submit_response(s.id, status, hv, !body.empty()); !r) {
+        (void)session_->h2().rst_stream(s.id, http2::kInternalError);
+    }
+    // The edge may still send body bytes: they are consumed and dropped from now on; what it
+    // sent before and we queued for the origin is released too.
+    size_t held = 0;
+    for (auto& c : s.consume_at) {
+        held += c.second;
+    }
+    s.consume_at.clear();
+    s.req_q.clear();
+    if (held > 0) {
+        session_->h2().consume(s.id, held);
+    }
+}
+
+void Proxy::fail(Stream& s, std::string_view why) {
+    stats_.errors++;
+    log::debug("origin request failed", {{"stream", s.id}, {"error", why}});
+    if (s.head_sent) {
+        // Too late for a status: the edge sees the stream reset.
+        release_link(s, false);
+        s.resp_done = true;
+        (void)session_->h2().rst_stream(s.id, http2::kInternalError);
+        return;
+    }
+    std::string body = "502 Bad Gateway: ";
+    body.append(why);
+    body.push_back('\n');
+    answer_local(s, 502, http2::kMetaCloudflared, body, "text/plain; charset=utf-8");
+}
+
+void Proxy::on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& headers,
+                           bool end_stream) {
+    CFD_CHECK(session_ != nullptr);
+    stats_.requests++;
+    auto owned = std::make_unique<Stream>(id, limits_.http1);
+    Stream& s = *owned;
+    streams_[id] = std::move(owned);
+    s.kind = kind;
+    s.req_done = end_stream;
+
+    if (kind == http2::StreamKind::Configuration) {
+        // Remote configuration is not supported: acknowledge and ignore, as a locally
+        // configured cloudflared does.
+        s.local = true;
+        s.resp_done = true;
+        s.head_sent = true;
+        (void)session_->h2().submit_response(id, 200, {}, false);
+        return;
+    }
+    if (kind == http2::StreamKind::Tcp || kind == http2::StreamKind::Control) {
+        fail(s, "this connector serves no TCP ingress rule");
+        return;
+    }
+    std::string_view method = http2::header_value(headers, ":method");
+    std::string_view path = http2::header_value(headers, ":path");
+    std::string_view authority = http2::header_value(headers, ":authority");
+    s.svc = router_.route(authority, path);
+    if (s.svc == nullptr) {
+        fail(s, "no ingress rule matches this request");
+        return;
+    }
+    switch (s.svc->kind) {
+    case OriginService::Kind::HttpStatus: {
+        // cloudflared answers http_status rules as an origin would: the status, no body.
+        s.local = true;
+        s.head_sent = true;
+        s.resp_done = true;
+        stats_.origin_ok++;
+        std::vector<http2::HeaderView> hv{{http2::kResponseHeaders, ""},
+                                          {http2::kResponseMeta, http2::kMetaOrigin}};
+        if (auto r = session_->h2().submit_response(id, s.svc->status, hv, false); !r) {
+            (void)session_->h2().rst_stream(id, http2::kInternalError);
+        }
+        return;
+    }
+    case OriginService::Kind::HelloWorld:
+        stats_.origin_ok++;
+        answer_local(s, 200, http2::kMetaOrigin, kHelloWorld, "text/html; charset=utf-8");
+        return;
+    case OriginService::Kind::Unsupported:
+        fail(s, "this connector cannot serve " + s.svc->url + " yet");
+        return;
+    case OriginService::Kind::Http:
+        break;
+    }
+
+    http1::Headers h1;
+    uint64_t declared = 0;
+    bool has_declared = false;
+    for (const http2::Header& h : headers) {
+        // Expect: the edge already answered the client's 100-continue; the body comes anyway.
+        if (h.is_pseudo() || http2::is_control_header(h.name) || http1::is_hop_by_hop(h.name) ||
+            h.name == "host" || h.name == "expect") {
+            continue;
+        }
+        if (h.name == "content-length") {
+            auto [p, ec] =
+                std::from_chars(h.value.data(), h.value.data() + h.value.size(), declared);
+            if (ec != std::errc() || p != h.value.data() + h.value.size()) {
+                answer_local(s, 400, http2::kMetaCloudflared, "400 Bad Request: content-length\n",
+                             "text/plain; charset=utf-8");
+                return;
+            }
+            has_declared = true;
+            continue;
+        }
+        h1.push_back({h.name, h.value});
+    }
+    http1::Framing framing = http1::Framing::none();
+    if (kind == http2::StreamKind::Websocket) {
+        h1.push_back({"Connection", "Upgrade"});
+        h1.push_back({"Upgrade", "websocket"});
+        s.raw_request = true;
+    } else if (end_stream) {
+        if (has_declared && declared != 0) {
+            answer_local(s, 400, http2::kMetaCloudflared, "400 Bad Request: body missing\n",
+                         "text/plain; charset=utf-8");
+            return;
+        }
+        if (method_has_body(method) || has_declared) {
+            framing = http1::Framing::content_length(0);
+        }
+    } else if (has_declared) {
+        framing = http1::Framing::content_length(declared);
+        s.has_length = true;
+        s.length_left = declared;
+    } else {
+        framing = http1::Framing::chunked();
+        s.chunked = true;
+    }
+    std::string_view host = s.svc->host_header.empty() ? authority : s.svc->host_header;
+    if (auto r = http1::write_request_head(s.req_q, method, path, host, h1, framing); !r) {
+        answer_local(s, 400, http2::kMetaCloudflared, "400 Bad Request: invalid request head\n",
+                     "text/plain; charset=utf-8");
+        return;
+    }
+    s.req_queued = s.req_q.size();
+    s.method = std::string(method);
+    if (end_stream && !s.raw_request) {
+        s.replay = s.req_q;
+    }
+    s.parser.set_request_method(method);
+    s.dialing = true;
+    dialer_.dial(*s.svc, id);
+}
+
+void Proxy::on_stream_data(int32_t id, std::string_view bytes) {
+    Stream* s = find(id);
+    if (s == nullptr || s->local || (s->link == nullptr && !s->dialing)) {
+        // Nobody takes these bytes any more (answered, or the origin is gone): drop them.
+        session_->h2().consume(id, bytes.size());
+        return;
+    }
+    if (s->has_length) {
+        if (bytes.size() > s->length_left) {
+            // More than content-length: never let it reach the origin as a second request.
+            session_->h2().consume(id, bytes.size());
+            fail(*s, "request body longer than its content-length");
+            return;
+        }
+        s->length_left -= bytes.size();
+    }
+    if (s->req_q.size() + bytes.size() > limits_.max_request_queue) {
+        session_->h2().consume(id, bytes.size());
+        fail(*s, "request body queue over its bound");
+        return;
+    }
+    if (s->chunked) {
+        http1::write_chunk(s->req_q, bytes);
+    } else {
+        s->req_q.append(bytes);
+    }
+    s->req_queued = s->req_sent + s->req_q.size();
+    s->consume_at.emplace_back(s->req_queued, bytes.size());
+    flush_request(*s);
+}
+
+void Proxy::on_stream_end(int32_t id) {
+    Stream* s = find(id);
+    if (s == nullptr || s->local) {
+        return;
+    }
+    s->req_done = true;
+    if (s->has_length && s->length_left != 0) {
+        fail(*s, "request body shorter than its content-length");
+        return;
+    }
+    if (s->chunked) {
+        (void)http1::write_last_chunk(s->req_q);
+        s->req_queued = s->req_sent + s->req_q.size();
+    }
+    flush_request(*s);
+    maybe_finish(*s);
+}
+
+void Proxy::on_stream_close(int32_t id, uint32_t code) {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) {
+        return;
+    }
+    Stream& s = *it->second;
+    if (code != http2::kNoError && !s.resp_done) {
+        log::debug("stream reset by the edge", {{"stream", id},
+                                                {"code", http2::error_code_name(code)}});
+    }
+    release_link(s, false);
+    streams_.erase(it);
+}
+
+void Proxy::flush_request(Stream& s) {
+    if (s.link == nullptr) {
+        return;
+    }
+    while (!s.req_q.empty()) {
+        size_t n = std::min(s.link->room(), s.req_q.size());
+        if (n == 0) {
+            break;  // origin_writable() resumes
+        }
+        s.link->send(std::string_view(s.req_q).substr(0, n));
+        s.req_q.erase(0, n);
+        s.req_sent += n;
+    }
+    size_t consumed = 0;
+    while (!s.consume_at.empty() && s.consume_at.front().first <= s.req_sent) {
+        consumed += s.consume_at.front().second;
+        s.consume_at.pop_front();
+    }
+    if (consumed > 0) {
+        session_->h2().consume(s.id, consumed);
+    }
+}
+
+void Proxy::maybe_finish(Stream& s) {
+    if (s.link == nullptr || s.raw || !s.resp_done || !s.req_done || !s.req_q.empty()) {
+        return;
+    }
+    // Both halves of the exchange are complete: the connection can serve the next request.
+    release_link(s, s.keep_alive);
+}
+
+void Proxy::body_arrived(Stream& s) {
+    if (s.link != nullptr && !s.paused && s.resp_avail() >= limits_.response_buffer) {
+        s.paused = true;
+        s.link->pause_recv(true);
+    }
+    (void)session_->h2().resume_data(s.id);
+}
+
+void Proxy::submit_head(Stream& s) {
+    const http1::ResponseHead& h = s.parser.head();
+    bool upgrade = h.upgrade;
+    std::vector<http2::HeaderPair> user;
+    std::string_view length;
+    for (const http1::Header& f : h.headers) {
+        std::string name = lower(f.name);
+        bool ws_header = upgrade && (name == "connection" || name == "upgrade");
+        if ((http1::is_hop_by_hop(name) && !ws_header) || http2::is_control_header(name)) {
+            continue;
+        }
+        if (name == "content-length") {
+            length = f.value;
+        }
+        user.emplace_back(f.name, f.value);
+    }
+    std::string serialized = http2::serialize_user_headers(user);
+    std::vector<http2::HeaderView> hv{{http2::kResponseHeaders, serialized},
+                                      {http2::kResponseMeta, http2::kMetaOrigin}};
+    if (!length.empty()) {
+        hv.push_back({"content-length", length});
+    }
+    bool has_body = h.body != http1::BodyKind::None || upgrade;
+    int status = h.status == 101 ? 200 : h.status;
+    s.head_sent = true;
+    stats_.origin_ok++;
+    if (auto r = session_->h2().submit_response(s.id, status, hv, has_body); !r) {
+        release_link(s, false);
+        s.resp_done = true;
+        (void)session_->h2().rst_stream(s.id, http2::kInternalError);
+    }
+}
+
+void Proxy::parse_response(Stream& s, std::string_view bytes) {
+    while (!s.resp_done || s.raw) {
+        if (s.raw) {
+            s.resp_buf.append(bytes);
+            bytes = {};
+            break;
+        }
+        http1::Step st = s.parser.feed(bytes);
+        bytes.remove_prefix(s.parser.consumed());
+        if (st == http1::Step::NeedMore) {
+            break;
+        }
+        if (st == http1::Step::HeadDone) {
+            s.interim = s.parser.head().interim();
+            if (!s.interim) {
+                submit_head(s);
+            }
+            continue;
+        }
+        if (st == http1::Step::Body) {
+            s.resp_buf.append(s.parser.body());
+            continue;
+        }
+        if (st == http1::Step::MessageDone) {
+            if (s.interim) {
+                // A 1xx (100 Continue, 103 Early Hints) ended: the final response follows.
+                s.interim = false;
+                continue;
+            }
+            s.resp_done = true;
+            s.keep_alive = s.parser.keep_alive();
+            break;
+        }
+        if (st == http1::Step::Upgrade) {
+            s.raw = true;
+            continue;
+        }
+        fail(s, s.parser.error().reason);
+        return;
+    }
+    if (!bytes.empty() && !s.raw) {
+        s.keep_alive = false;  // bytes after the response: the connection is not reused
+    }
+    if (s.head_sent) {
+        body_arrived(s);
+    }
+    maybe_finish(s);
+}
+
+void Proxy::origin_ready(int32_t id, OriginLink* link, bool reused) {
+    Stream* s = find(id);
+    if (s == nullptr || !s->dialing) {
+        link->release(true);
+        return;
+    }
+    s->dialing = false;
+    s->link = link;
+    s->reused = reused;
+    s->resp_bytes = 0;
+    flush_request(*s);
+}
+
+bool Proxy::retry_stale(Stream& s) {
+    if (!s.reused || s.retried || s.resp_bytes != 0 || s.replay.empty() || s.head_sent ||
+        s.local) {
+        return false;
+    }
+    release_link(s, false);
+    s.retried = true;
+    s.reused = false;
+    s.req_q = s.replay;
+    s.req_sent = 0;
+    s.req_queued = s.req_q.size();
+    s.consume_at.clear();
+    s.parser = http1::ResponseParser(limits_.http1);
+    s.parser.set_request_method(s.method);
+    s.dialing = true;
+    dialer_.dial(*s.svc, s.id);
+    return true;
+}
+
+void Proxy::origin_failed(int32_t id, const Error& e) {
+    Stream* s = find(id);
+    if (s == nullptr || !s->dialing) {
+        return;
+    }
+    s->dialing = false;
+    fail(*s, "unable to reach the origin service (" + e.message() + ")");
+}
+
+void Proxy::origin_data(int32_t id, std::string_view bytes) {
+    Stream* s = find(id);
+    if (s == nullptr || s->local) {
+        return;
+    }
+    s->resp_bytes += bytes.size();
+    parse_response(*s, bytes);
+}
+
+void Proxy::origin_eof(int32_t id) {
+    Stream* s = find(id);
+    if (s == nullptr || s->local) {
+        return;
+    }
+    if (s->raw) {
+        s->resp_done = true;
+        s->raw = false;
+        release_link(*s, false);
+        body_arrived(*s);
+        return;
+    }
+    if (!s->resp_done) {
+        if (retry_stale(*s)) {
+            return;
+        }
+        http1::Step st = s->parser.finish();
+        if (st == http1::Step::MessageDone) {
+            s->resp_done = true;
+            s->keep_alive = false;
+            release_link(*s, false);
+            body_arrived(*s);
+            return;
+        }
+        release_link(*s, false);
+        fail(*s, "the origin closed the connection before the response ended");
+        return;
+    }
+    release_link(*s, false);
+}
+
+void Proxy::origin_closed(int32_t id, const Error& e) {
+    Stream* s = find(id);
+    if (s == nullptr) {
+        return;
+    }
+    s->link = nullptr;  // gone: never released
+    if (s->local || s->resp_done || retry_stale(*s)) {
+        return;
+    }
+    if (s->raw) {
+        s->resp_done = true;
+        s->raw = false;
+        body_arrived(*s);
+        return;
+    }
+    fail(*s, "origin connection lost (" + e.message() + ")");
+}
+
+void Proxy::origin_writable(int32_t id) {
+    Stream* s = find(id);
+    if (s != nullptr) {
+        flush_request(*s);
+        maybe_finish(*s);
+    }
+}
+
+http2::BodyChunk Proxy::on_body_ready(int32_t id, size_t max) {
+    Stream* s = find(id);
+    if (s == nullptr) {
+        return {0, true};
+    }
+    size_t n = std::min(max, s->resp_avail());
+    bool end = s->resp_done && !s->raw && n == s->resp_avail();
+    return {n, end};
+}
+
+void Proxy::on_body_copy(int32_t id, std::span<char> dest) {
+    Stream* s = find(id);
+    CFD_CHECK(s != nullptr && dest.size() <= s->resp_avail());
+    std::memcpy(dest.data(), s->resp_buf.data() + s->resp_off, dest.size());
+    s->resp_off += dest.size();
+    if (s->resp_off == s->resp_buf.size()) {
+        s->resp_buf.clear();
+        s->resp_off = 0;
+    }
+    if (s->paused && s->resp_avail() < limits_.response_buffer / 2) {
+        s->paused = false;
+        if (s->link != nullptr) {
+            s->link->pause_recv(false);
+        }
+    }
+}
+
+}  // namespace cfd::connector
