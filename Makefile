@@ -6,7 +6,8 @@
 #   make asan      the whole suite under ASan + UBSan (objects in build/asan)
 #   make bench     tools/bench programs, printing ratios against real peers
 #   make fuzz      libFuzzer targets (clang), see tools/fuzz.mk; fuzz-regress replays the seeds
-#   make demo      the main job on loopback (edge locations, a tunnel, a connector, an origin)
+#   make demo      the main job on loopback: two edge locations, a tunnel, a connector, an nginx
+#                  origin; prints the curl command and `tunnel info demo`; Ctrl-C stops it all
 #   make install   PREFIX=/usr/local DESTDIR= : binary and man pages
 #   make unit-MOD  one module's unit tests only (MOD = core config tls http1 http2 rpc store reactor uring)
 

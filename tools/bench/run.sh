@@ -56,3 +56,7 @@ if awk -v c="$ceiling" 'BEGIN { exit !(c > 0) }'; then
         printf "ratio to the AES-128-GCM ceiling: %.0f%% wall, %.0f%% per core", 100 * w / c, 100 * p / c
         printf " (target: 1000 MB/s and 40%%)\n" }'
 fi
+
+echo
+echo "== tunnel: edge + connector vs two nginx hops with TLS between them"
+OUT="$OUT" bash tools/bench/tunnel.sh
