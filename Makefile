@@ -142,7 +142,7 @@ test: deps
 
 asan: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) VARIANT=asan $(BUILD)/asan/cfdtunnel $(BUILD)/asan/unit_tests
-	@OUT=$(BUILD)/asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	@OUT=$(BUILD)/asan CFD_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1 bash tools/run_tests.sh
 
 bench: deps
