@@ -9,7 +9,7 @@ chmod 0755 "$TEST_TMP"  # nginx's workers (www-data) read origin files from here
 STARTED_PIDS=()
 
 cleanup() {
-    local pid
+    local status=$? pid
     for pid in "${STARTED_PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
@@ -22,7 +22,15 @@ cleanup() {
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+    # A sanitizer report from any process (leaks are reported at exit) fails the test.
+    if grep -l -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TEST_TMP"/*.log \
+        >/dev/null 2>&1; then
+        grep -h -A12 -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TEST_TMP"/*.log |
+            head -60 >&2
+        status=1
+    fi
     rm -rf "$TEST_TMP"
+    exit "$status"
 }
 trap cleanup EXIT
 
