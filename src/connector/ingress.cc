@@ -1,5 +1,6 @@
 // Loading ingress rules from the connector's INI file, and matching requests against them.
 #include "cfd/connector/ingress.h"
+#include "cfd/core/text.h"
 
 #include <cctype>
 #include <optional>
@@ -10,22 +11,6 @@ namespace {
 
 constexpr std::string_view kRuleKind = "ingress";
 constexpr std::string_view kDefaultsSection = "originRequest";
-
-char lower(char c) {
-    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) {
-            return false;
-        }
-    }
-    return true;
-}
 
 // The host of a Host header or :authority: without its port and one trailing dot.
 std::string_view request_host(std::string_view h) {
@@ -50,7 +35,7 @@ std::string_view request_host(std::string_view h) {
 std::optional<std::string> normalize_hostname(std::string_view in, std::string* out) {
     std::string h;
     for (char c : in) {
-        h.push_back(lower(c));
+        h.push_back(ascii_lower(c));
     }
     if (!h.empty() && h != "*" && h.back() == '.') {
         h.pop_back();
@@ -94,7 +79,7 @@ int hex_digit(char c) {
     if (c >= '0' && c <= '9') {
         return c - '0';
     }
-    c = lower(c);
+    c = ascii_lower(c);
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 

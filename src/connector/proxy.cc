@@ -1,4 +1,5 @@
 #include "cfd/connector/proxy.h"
+#include "cfd/core/text.h"
 
 #include <algorithm>
 #include <charconv>
@@ -17,16 +18,6 @@ constexpr std::string_view kHelloWorld =
     "<!DOCTYPE html>\n<html><head><title>cfdtunnel hello world</title></head>\n"
     "<body><h1>Congrats! You created a tunnel!</h1>\n"
     "<p>This page is served by the hello_world origin of cfdtunnel.</p></body></html>\n";
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') {
-            c = static_cast<char>(c - 'A' + 'a');
-        }
-    }
-    return out;
-}
 
 bool method_has_body(std::string_view m) { return m == "POST" || m == "PUT" || m == "PATCH"; }
 
@@ -387,7 +378,7 @@ void Proxy::submit_head(Stream& s) {
     std::vector<http2::HeaderPair> user;
     std::string_view length;
     for (const http1::Header& f : h.headers) {
-        std::string name = lower(f.name);
+        std::string name = to_lower(f.name);
         bool ws_header = upgrade && (name == "connection" || name == "upgrade");
         if ((http1::is_hop_by_hop(name) && !ws_header) || http2::is_control_header(name)) {
             continue;

@@ -1,4 +1,5 @@
 #include "cfd/control/api.h"
+#include "cfd/core/text.h"
 
 #include <ctime>
 #include <map>
@@ -28,19 +29,6 @@ ApiResponse error(int status, std::string_view msg) {
     return reply(status, v);
 }
 
-int hexval(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 std::optional<std::string> percent_decode(std::string_view s) {
     std::string out;
     for (size_t i = 0; i < s.size(); i++) {
@@ -48,8 +36,8 @@ std::optional<std::string> percent_decode(std::string_view s) {
             if (i + 2 >= s.size()) {
                 return std::nullopt;
             }
-            int h = hexval(s[i + 1]);
-            int l = hexval(s[i + 2]);
+            int h = hex_digit(s[i + 1]);
+            int l = hex_digit(s[i + 2]);
             if (h < 0 || l < 0) {
                 return std::nullopt;
             }

@@ -1,5 +1,7 @@
 #include "cfd/core/log.h"
 
+#include "cfd/core/json.h"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -25,25 +27,6 @@ void append_time(std::string& out, int64_t t) {
     out.append(buf, n);
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-    out.push_back('"');
-    for (char c : s) {
-        auto u = static_cast<unsigned char>(c);
-        if (c == '"' || c == '\\') {
-            out.push_back('\\');
-            out.push_back(c);
-        } else if (u < 0x20) {
-            static constexpr char kHex[] = "0123456789abcdef";
-            out += "\\u00";
-            out.push_back(kHex[u >> 4]);
-            out.push_back(kHex[u & 15]);
-        } else {
-            out.push_back(c);
-        }
-    }
-    out.push_back('"');
-}
-
 // Console values with spaces, quotes or '=' are quoted so the line stays parseable.
 void append_text_value(std::string& out, std::string_view v) {
     bool plain = !v.empty();
@@ -56,7 +39,7 @@ void append_text_value(std::string& out, std::string_view v) {
     if (plain) {
         out.append(v);
     } else {
-        append_json_string(out, v);
+        json::append_quoted(out, v);
     }
 }
 
@@ -105,13 +88,13 @@ std::string render(Level l, std::string_view msg, Fields fields, int64_t unix_se
         line += "\",\"time\":\"";
         append_time(line, unix_seconds);
         line += "\",\"message\":";
-        append_json_string(line, msg);
+        json::append_quoted(line, msg);
         for (const Field& f : fields) {
             line.push_back(',');
-            append_json_string(line, f.key);
+            json::append_quoted(line, f.key);
             line.push_back(':');
             if (f.quoted_in_json) {
-                append_json_string(line, f.value);
+                json::append_quoted(line, f.value);
             } else {
                 line += f.value;
             }

@@ -1,5 +1,7 @@
 #include "cfd/core/uuid.h"
 
+#include "cfd/core/text.h"
+
 #include <sys/random.h>
 
 #include <cerrno>
@@ -27,21 +29,6 @@ Uuid Uuid::random() {
     return u;
 }
 
-namespace {
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-}  // namespace
-
 Result<Uuid> Uuid::parse(std::string_view s) {
     bool dashed = s.size() == 36;
     if (!dashed && s.size() != 32) {
@@ -57,8 +44,8 @@ Result<Uuid> Uuid::parse(std::string_view s) {
             ++i;
             continue;
         }
-        int hi = hex_value(s[i]);
-        int lo = i + 1 < s.size() ? hex_value(s[i + 1]) : -1;
+        int hi = hex_digit(s[i]);
+        int lo = i + 1 < s.size() ? hex_digit(s[i + 1]) : -1;
         if (hi < 0 || lo < 0) {
             return Err{Errc::Invalid, 0, "uuid hex"};
         }

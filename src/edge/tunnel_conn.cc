@@ -1,4 +1,5 @@
 #include "cfd/edge/tunnel_conn.h"
+#include "cfd/core/text.h"
 
 #include <algorithm>
 #include <cstring>
@@ -16,16 +17,6 @@ constexpr size_t kReadChunk = 16384;
 // upgrade header.
 constexpr std::string_view kControlAuthority = "h2.cftunnel.com";
 constexpr Millis kUnregisterLinger{500};
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') {
-            c = static_cast<char>(c - 'A' + 'a');
-        }
-    }
-    return out;
-}
 
 }  // namespace
 
@@ -403,7 +394,7 @@ Result<int32_t> TunnelConn::open_stream(const StreamRequest& req, void* user) {
         copy = *req.headers;
         http1::strip_hop_by_hop(copy);
         for (const auto& h : copy) {
-            std::string ln = lower(h.name);
+            std::string ln = to_lower(h.name);
             // Host travels as :authority; the tunnel's own headers are never taken from a
             // client (they would turn a request into a control or TCP stream).
             if (ln == "host" || http2::is_control_header(ln) || ln.empty() || ln[0] == ':') {

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "cfd/core/text.h"
 #include <vector>
 
 #include "cfd/core/result.h"
@@ -70,7 +72,7 @@ const std::string* find_header(const Headers& headers, std::string_view name);
 size_t count_headers(const Headers& headers, std::string_view name);
 
 // ASCII case-insensitive comparison, for header names and tokens.
-bool iequals(std::string_view a, std::string_view b);
+using ::cfd::iequals;
 
 // True when the comma-separated list `value` (e.g. a Connection header) holds `token`,
 // compared case-insensitively with surrounding whitespace ignored.
