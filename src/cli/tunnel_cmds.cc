@@ -100,7 +100,9 @@ Result<json::Value, std::string> get_tunnel(const Api& api, const std::string& r
     return std::move(r->body);
 }
 
-std::string default_credentials_dir() { return home_dir() + "/.cfdtunnel"; }
+std::string default_credentials_dir() {
+    return home_dir() + "/.cfdtunnel";
+}
 
 int print_json(const json::Value& v) {
     std::printf("%s\n", json::write(v).c_str());
@@ -156,7 +158,7 @@ struct Routed {
 };
 
 Result<Routed, std::string> route_dns(const Api& api, const std::string& tunnel,
-                                           const std::string& hostname, bool overwrite) {
+                                      const std::string& hostname, bool overwrite) {
     json::Value body = json::Value::object();
     body.set("hostname", json::Value::string(hostname));
     body.set("tunnel", json::Value::string(tunnel));
@@ -465,8 +467,7 @@ int run_delete(int argc, char** argv) {
         return failure(api.error());
     }
     for (const std::string& ref : pos) {
-        auto r = api->call("DELETE",
-                           "/v1/tunnels/" + path_escape(ref) + (force ? "?force=1" : ""));
+        auto r = api->call("DELETE", "/v1/tunnels/" + path_escape(ref) + (force ? "?force=1" : ""));
         if (!r) {
             return failure(r.error());
         }
@@ -525,8 +526,8 @@ int run_cleanup(int argc, char** argv) {
             return failure(r->error_text());
         }
         const json::Value* n = r->body.get("removed");
-        log::info("Cleaned up connections", {{"tunnel", ref},
-                                             {"removed", static_cast<long>(n ? n->as_number() : 0)}});
+        log::info("Cleaned up connections",
+                  {{"tunnel", ref}, {"removed", static_cast<long>(n ? n->as_number() : 0)}});
     }
     return kExitOk;
 }

@@ -1,7 +1,7 @@
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <atomic>
 
 #include "cfd/core/log.h"
 #include "cfd/core/result.h"
@@ -53,9 +53,12 @@ void check_failed(const char* expr, const char* file, int line) {
 
 void bug_reported(const char* msg, const char* file, int line) {
     g_bugs.fetch_add(1, std::memory_order_relaxed);
-    log::error("internal bug", {{"what", msg}, {"at", std::string(file) + ":" + std::to_string(line)}});
+    log::error("internal bug",
+               {{"what", msg}, {"at", std::string(file) + ":" + std::to_string(line)}});
 }
 
-uint64_t bugs_reported() { return g_bugs.load(std::memory_order_relaxed); }
+uint64_t bugs_reported() {
+    return g_bugs.load(std::memory_order_relaxed);
+}
 
 }  // namespace cfd

@@ -376,7 +376,9 @@ void write_to(std::string& out, const Value& v) {
 
 }  // namespace
 
-Result<Value> parse(std::string_view text, Limits limits) { return Parser(text, limits).document(); }
+Result<Value> parse(std::string_view text, Limits limits) {
+    return Parser(text, limits).document();
+}
 
 void append_quoted(std::string& out, std::string_view s) {
     static constexpr char kHex[] = "0123456789abcdef";

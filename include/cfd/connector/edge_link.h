@@ -8,8 +8,8 @@
 #pragma once
 
 #include <atomic>
-#include <map>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -28,11 +28,11 @@ class EdgeLink;
 
 // Counters shared by every core, read by the control thread (/ready and the exit decisions).
 struct ConnectorStats {
-    std::atomic<int> registered{0};        // connections registered now
-    std::atomic<int> ever_registered{0};   // registrations so far
+    std::atomic<int> registered{0};          // connections registered now
+    std::atomic<int> ever_registered{0};     // registrations so far
     std::atomic<int> permanent_refusals{0};  // connections refused with should_retry=false
-    std::atomic<int> unregistered{0};      // connections whose unregistration completed
-    std::atomic<int> closed_for_good{0};   // connections that will not reconnect (draining)
+    std::atomic<int> unregistered{0};        // connections whose unregistration completed
+    std::atomic<int> closed_for_good{0};     // connections that will not reconnect (draining)
 };
 
 class OriginPool {
@@ -80,7 +80,9 @@ struct EdgeLinkConfig {
     ProxyLimits proxy{};
 };
 
-class EdgeLink final : private net::ConnHandler, private reactor::TimerTarget, private OriginDialer {
+class EdgeLink final : private net::ConnHandler,
+                       private reactor::TimerTarget,
+                       private OriginDialer {
 public:
     enum class State : uint8_t { Idle, Connecting, Serving, Waiting, Draining, Stopped };
 

@@ -24,7 +24,8 @@ struct Field {
     Field(std::string_view k, std::string_view v) : key(k), value(v) {}
     Field(std::string_view k, const char* v) : key(k), value(v) {}
     Field(std::string_view k, const std::string& v) : key(k), value(v) {}
-    Field(std::string_view k, bool v) : key(k), value(v ? "true" : "false"), quoted_in_json(false) {}
+    Field(std::string_view k, bool v)
+        : key(k), value(v ? "true" : "false"), quoted_in_json(false) {}
     template <class I, std::enable_if_t<std::is_integral_v<I> && !std::is_same_v<I, bool>, int> = 0>
     Field(std::string_view k, I v) : key(k), value(std::to_string(v)), quoted_in_json(false) {}
 };
@@ -51,8 +52,14 @@ inline void debug(std::string_view m, Fields f = {}) {
         write(Level::Debug, m, f);
     }
 }
-inline void info(std::string_view m, Fields f = {}) { write(Level::Info, m, f); }
-inline void warn(std::string_view m, Fields f = {}) { write(Level::Warn, m, f); }
-inline void error(std::string_view m, Fields f = {}) { write(Level::Error, m, f); }
+inline void info(std::string_view m, Fields f = {}) {
+    write(Level::Info, m, f);
+}
+inline void warn(std::string_view m, Fields f = {}) {
+    write(Level::Warn, m, f);
+}
+inline void error(std::string_view m, Fields f = {}) {
+    write(Level::Error, m, f);
+}
 
 }  // namespace cfd::log
