@@ -223,9 +223,9 @@ int run_create(int argc, char** argv) {
     if (!created) {
         return failure(created.error());
     }
-    std::printf("Tunnel credentials written to %s. cfdtunnel chose this file based on where "
-                "your origin certificate was found. Keep this file secret. To revoke these "
-                "credentials, delete the tunnel.\n\nCreated tunnel %s with id %s\n",
+    std::printf("Tunnel credentials written to %s. Keep this file secret: it lets a connector "
+                "run this tunnel. To revoke these credentials, delete the tunnel.\n\nCreated "
+                "tunnel %s with id %s\n",
                 created->credentials_path.c_str(), name.c_str(), created->id.c_str());
     if (!one_command) {
         return kExitOk;
