@@ -17,24 +17,11 @@
 #include "cfd/tls/certgen.h"
 #include "cfd/tls/context.h"
 #include "cfd/tls/session.h"
+#include "../tunnel_pki.h"
 
 namespace cfd::connector::test {
 
-struct Pki {
-    tls::KeyPair ca;
-    tls::KeyPair leaf;
-};
-
-inline const Pki& pki() {
-    static Pki p = [] {
-        auto ca = tls::generate_ca("cfdtunnel connector test CA", 1);
-        REQUIRE(ca);
-        auto leaf = tls::generate_leaf(*ca, "h2.cftunnel.com", {"h2.cftunnel.com", "127.0.0.1"}, 1);
-        REQUIRE(leaf);
-        return Pki{std::move(*ca), std::move(*leaf)};
-    }();
-    return p;
-}
+inline const cfd::test::TunnelPki& pki() { return cfd::test::tunnel_pki(); }
 
 inline tls::Context client_ctx() {
     tls::ClientOptions o;

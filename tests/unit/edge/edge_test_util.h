@@ -23,47 +23,16 @@
 #include "cfd/tls/certgen.h"
 #include "cfd/tls/context.h"
 #include "cfd/tls/session.h"
+#include "../test_bytes.h"
+#include "../tunnel_pki.h"
 
 namespace cfd::edge::test {
 
-inline char gen_byte(uint64_t seed, uint64_t i) {
-    uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull ^ seed;
-    return static_cast<char>(x >> 56 ^ i >> 13);
-}
+using cfd::test::Fnv;
+using cfd::test::gen_byte;
+using cfd::test::gen_hash;
 
-struct Fnv {
-    uint64_t h = 0xcbf29ce484222325ull;
-    void add(std::string_view s) {
-        for (unsigned char c : s) {
-            h = (h ^ c) * 0x100000001b3ull;
-        }
-    }
-};
-
-inline uint64_t gen_hash(uint64_t seed, uint64_t n) {
-    Fnv f;
-    for (uint64_t i = 0; i < n; i++) {
-        char c = gen_byte(seed, i);
-        f.add(std::string_view(&c, 1));
-    }
-    return f.h;
-}
-
-// One CA and an edge certificate, made once per test binary (key generation is slow-ish).
-struct Pki {
-    tls::KeyPair ca;
-    tls::KeyPair leaf;
-};
-inline const Pki& pki() {
-    static Pki p = [] {
-        auto ca = tls::generate_ca("cfdtunnel edge test CA", 1);
-        REQUIRE(ca);
-        auto leaf = tls::generate_leaf(*ca, "h2.cftunnel.com", {"h2.cftunnel.com", "127.0.0.1"}, 1);
-        REQUIRE(leaf);
-        return Pki{std::move(*ca), std::move(*leaf)};
-    }();
-    return p;
-}
+inline const cfd::test::TunnelPki& pki() { return cfd::test::tunnel_pki(); }
 inline const tls::Context& server_ctx() {
     static tls::Context c = [] {
         tls::ServerOptions o;
