@@ -220,12 +220,30 @@ public:
           << "# TYPE cfdtunnel_edge_registrations_total counter\n"
           << "cfdtunnel_edge_registrations_total{result=\"accepted\"} " << accepted_ << "\n"
           << "cfdtunnel_edge_registrations_total{result=\"refused\"} " << refused_ << "\n";
+        if (workers_list_ != nullptr) {
+            uint64_t out = 0, in = 0;
+            for (const auto& w : *workers_list_) {
+                if (w) {
+                    out += w->counters().relayed_out.load(std::memory_order_relaxed);
+                    in += w->counters().relayed_in.load(std::memory_order_relaxed);
+                }
+            }
+            o << "# HELP cfdtunnel_edge_relayed_streams_total Requests whose tunnel connection "
+                 "was on another core, relayed through the mailboxes.\n"
+              << "# TYPE cfdtunnel_edge_relayed_streams_total counter\n"
+              << "cfdtunnel_edge_relayed_streams_total{side=\"sent\"} " << out << "\n"
+              << "cfdtunnel_edge_relayed_streams_total{side=\"received\"} " << in << "\n";
+        }
         return o.str();
     }
     size_t live_connections() const { return reg_.live_connections(); }
     const EdgeConfig& config() const { return cfg_; }
 
     void set_workers(uint32_t n) { workers_ = n; }
+    // Read only for counters; the vector outlives the server's listeners.
+    void set_worker_list(const std::vector<std::unique_ptr<edge::Worker>>* w) {
+        workers_list_ = w;
+    }
 
     void refresh_routes() {
         auto rs = store_.list_routes();
@@ -400,6 +418,7 @@ private:
     std::unordered_map<std::string, std::unordered_map<uint32_t, int>> cores_;
     std::string routes_fp_ = "\x01";  // never a real fingerprint: the first load pushes
     uint32_t workers_ = 0;
+    const std::vector<std::unique_ptr<edge::Worker>>* workers_list_ = nullptr;
     uint64_t ticks_ = 0;
     uint64_t accepted_ = 0;
     uint64_t refused_ = 0;
@@ -647,6 +666,7 @@ int run_edge(const EdgeConfig& cfg) {
         }
     }
     server.set_workers(group.size());
+    server.set_worker_list(&workers);
     server.refresh_routes();
 
     struct sigaction sa {};
@@ -669,6 +689,15 @@ int run_edge(const EdgeConfig& cfg) {
     }
     (*control)->run();
     group.stop();
+    // Messages still in the mailboxes when the reactors stopped own payloads: free them.
+    reactor::Message left;
+    for (uint32_t from = 0; from < group.size(); from++) {
+        for (uint32_t to = 0; to < group.size(); to++) {
+            while (group.queue(from, to).pop(&left)) {
+                edge::Worker::discard_message(left);
+            }
+        }
+    }
     workers.clear();
     log::info("Edge stopped", {{"location", cfg.location}});
     return 0;

@@ -78,7 +78,7 @@ PublicSession::~PublicSession() {
 }
 
 bool PublicSession::wants_input() const {
-    return !closing_ && !handed_off_ && in_.size() - in_off_ < opts_.max_input;
+    return !closing_ && in_.size() - in_off_ < opts_.max_input;
 }
 
 bool PublicSession::send(std::string_view bytes) {
@@ -149,7 +149,7 @@ void PublicSession::process_once() {
         if (phase_ == Phase::Proxy && !push_body()) {
             break;  // on_tunnel_room() resumes
         }
-        bool can_parse = (phase_ == Phase::Head || !req_done_) && !handed_off_;
+        bool can_parse = phase_ == Phase::Head || !req_done_;
         if (!can_parse) {
             break;
         }
@@ -189,21 +189,14 @@ void PublicSession::process_once() {
             break;
         }
     }
-    // Compact the input once the parser is past most of it; body views are dead by now.
-    // While a head is being parsed its bytes stay (a handoff replays them on another core);
-    // the parser bounds a head at Limits::max_header_bytes.
-    size_t keep_from = phase_ == Phase::Head ? std::min(req_start_, in_off_) : in_off_;
-    if (handed_off_) {
-        keep_from = 0;
-    }
-    if (keep_from == in_.size()) {
+    // Compact the input once the parser is past most of it; body views are dead by now (the
+    // parser keeps its own copy of a head in progress).
+    if (in_off_ == in_.size()) {
         in_.clear();
         in_off_ = 0;
-        req_start_ = 0;
-    } else if (keep_from > 16384 || (phase_ == Phase::Head && keep_from > 0)) {
-        in_.erase(0, keep_from);
-        in_off_ -= keep_from;
-        req_start_ -= std::min(req_start_, keep_from);
+    } else if (in_off_ > 16384) {
+        in_.erase(0, in_off_);
+        in_off_ = 0;
     }
 }
 
@@ -216,7 +209,7 @@ bool PublicSession::push_body() {
     if (body_pending_.empty() && !end_pending_) {
         return true;
     }
-    TunnelConn* t = tunnel_;
+    StreamTarget* t = tunnel_;
     size_t n = t->write_body(sid_, body_pending_, end_pending_);
     body_pending_.erase(0, n);
     if (body_pending_.empty()) {
@@ -258,10 +251,6 @@ void PublicSession::start_exchange() {
         answer(404, "Not Found: no tunnel is routed for " + host, keep);
         return;
     }
-    if (r.kind == RouteResult::Kind::OtherCore && !no_handoff_ && io_.handoff(r.core)) {
-        handed_off_ = true;  // the glue takes the bytes and closes this side
-        return;
-    }
     if (r.kind != RouteResult::Kind::Ok || r.conn == nullptr) {
         answer(530, no_connector_page(host), keep);
         return;
@@ -283,14 +272,6 @@ void PublicSession::start_exchange() {
     if (h.expect_continue && req_has_body_) {
         (void)send(kContinue);
     }
-}
-
-std::string PublicSession::take_request_bytes() {
-    std::string out = in_.substr(std::min(req_start_, in_.size()));
-    in_.clear();
-    in_off_ = 0;
-    req_start_ = 0;
-    return out;
 }
 
 void PublicSession::answer(uint16_t status, std::string_view text, bool keep_alive) {
@@ -331,7 +312,6 @@ void PublicSession::finish_exchange() {
         return;
     }
     phase_ = Phase::Head;
-    req_start_ = in_off_;
     head_request_ = false;
     resp_started_ = false;
     resp_done_ = false;
@@ -345,7 +325,7 @@ void PublicSession::detach_stream() {
     if (!tunnel_) {
         return;
     }
-    TunnelConn* t = tunnel_;
+    StreamTarget* t = tunnel_;
     int32_t sid = sid_;
     tunnel_ = nullptr;
     sid_ = -1;
@@ -368,7 +348,7 @@ void PublicSession::close_now() {
     io_.abort();
 }
 
-void PublicSession::on_tunnel_response(TunnelConn& t, int32_t sid, int status,
+void PublicSession::on_tunnel_response(StreamTarget& t, int32_t sid, int status,
                                        std::vector<http2::HeaderPair>&& headers, bool end) {
     if (&t != tunnel_ || sid != sid_ || resp_started_) {
         return;
@@ -423,7 +403,7 @@ void PublicSession::on_tunnel_response(TunnelConn& t, int32_t sid, int status,
     (void)send(scratch_);
 }
 
-void PublicSession::on_tunnel_data(TunnelConn& t, int32_t sid, std::string_view bytes) {
+void PublicSession::on_tunnel_data(StreamTarget& t, int32_t sid, std::string_view bytes) {
     if (&t != tunnel_ || sid != sid_) {
         t.consume(sid, bytes.size());
         return;
@@ -459,7 +439,7 @@ void PublicSession::on_tunnel_data(TunnelConn& t, int32_t sid, std::string_view 
     }
 }
 
-void PublicSession::on_tunnel_end(TunnelConn& t, int32_t sid) {
+void PublicSession::on_tunnel_end(StreamTarget& t, int32_t sid) {
     if (&t != tunnel_ || sid != sid_ || !resp_started_ || resp_done_) {
         return;
     }
@@ -489,7 +469,7 @@ void PublicSession::on_tunnel_end(TunnelConn& t, int32_t sid) {
     maybe_finish();
 }
 
-void PublicSession::on_tunnel_close(TunnelConn& t, int32_t sid, uint32_t code) {
+void PublicSession::on_tunnel_close(StreamTarget& t, int32_t sid, uint32_t code) {
     if (&t != tunnel_ || sid != sid_) {
         return;
     }
@@ -509,7 +489,7 @@ void PublicSession::on_tunnel_close(TunnelConn& t, int32_t sid, uint32_t code) {
     }
 }
 
-void PublicSession::on_tunnel_room(TunnelConn& t, int32_t sid) {
+void PublicSession::on_tunnel_room(StreamTarget& t, int32_t sid) {
     if (&t == tunnel_ && sid == sid_) {
         process();
     }

@@ -13,6 +13,11 @@ namespace cfd::edge {
 namespace {
 constexpr Millis kTick{250};
 
+// Single writer: a plain add published with a relaxed store, no locked instruction.
+void bump(std::atomic<uint64_t>& c) {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
 std::string peer_ip_of(int fd) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -134,18 +139,13 @@ public:
 
     reactor::TimePoint last_rx{};
     void close_if_idle(reactor::TimePoint now, Millis limit) {
-        if (conn_ != nullptr && session_ && session_->idle() && handoff_core_ < 0 &&
-            now - last_rx >= limit) {
+        if (conn_ != nullptr && session_ && session_->idle() && now - last_rx >= limit) {
             conn_->close(Error{Errc::TimedOut, 0, "idle"});
         }
     }
 
     void on_recv(net::Connection& c, net::LentBuf data) override {
         last_rx = w_.reactor().now();
-        if (handoff_fd_ >= 0) {
-            handoff_bytes_.append(reinterpret_cast<const char*>(data.data()), data.size());
-            return;
-        }
         if (!session_) {
             return;
         }
@@ -168,11 +168,6 @@ public:
     void on_close(net::Connection&, Error) override {
         conn_ = nullptr;
         session_.reset();  // resets a stream still open
-        if (handoff_fd_ >= 0) {
-            w_.send_handoff(static_cast<uint32_t>(handoff_core_), handoff_fd_,
-                            std::move(handoff_bytes_));
-            handoff_fd_ = -1;
-        }
         w_.link_closed(*this);
     }
 
@@ -196,43 +191,16 @@ public:
         }
     }
     void input_room() override {
-        if (conn_ != nullptr && handoff_core_ < 0) {
+        if (conn_ != nullptr) {
             conn_->resume_recv();
-        }
-    }
-    bool handoff(uint32_t core) override {
-        if (conn_ == nullptr || handoff_core_ >= 0) {
-            return false;
-        }
-        handoff_core_ = static_cast<int64_t>(core);
-        conn_->pause_recv();
-        if (conn_->queued() == 0) {
-            start_handoff();
-        }
-        return true;
-    }
-    void on_drained(net::Connection&) override {
-        if (handoff_core_ >= 0 && handoff_fd_ < 0) {
-            start_handoff();
         }
     }
     PublicSession* session() { return session_.get(); }
 
 private:
-    // The previous response is all sent: dup the socket, stop this side (bytes that still
-    // arrive before the close completes are collected), and post it all in on_close().
-    void start_handoff() {
-        handoff_fd_ = ::dup(conn_->fd());
-        handoff_bytes_ = session_->take_request_bytes();
-        conn_->close(Error{Errc::Closed, 0, "handed to another core"});
-    }
-
     Worker& w_;
     net::Connection* conn_ = nullptr;
     std::unique_ptr<PublicSession> session_;
-    int64_t handoff_core_ = -1;
-    int handoff_fd_ = -1;
-    std::string handoff_bytes_;
 };
 
 // --- Worker ----------------------------------------------------------------------------------
@@ -247,17 +215,32 @@ void Worker::Acceptor::on_accept(net::Listener&, int fd) {
 
 Worker::Worker(reactor::Reactor& r, const WorkerConfig& cfg) : r_(r), cfg_(cfg) {
     routes_ = std::make_unique<RouteTable>();
+    relay_server_ = std::make_unique<RelayServer>(*this);
     tunnel_acceptor_.w = this;
     tunnel_acceptor_.tunnel = true;
     public_acceptor_.w = this;
 }
 
-// The reactor is gone by now: sessions first (they point at tunnel connections), then tunnels.
+// The reactor is gone by now: sessions first (they point at tunnel connections and relays),
+// then tunnels, then the relayed streams they pointed at.
 Worker::~Worker() {
     dead_publics_.clear();
     publics_.clear();
+    relay_clients_.clear();
     dead_tunnels_.clear();
     tunnels_.clear();
+    relay_server_.reset();
+    for (auto& q : outbox_) {
+        for (const reactor::Message& m : q) {
+            discard_message(m);
+        }
+    }
+}
+
+void Worker::discard_message(const reactor::Message& m) {
+    if (is_relay_message(m.tag)) {
+        discard_relay_message(m);
+    }
 }
 
 Result<std::unique_ptr<Worker>> Worker::start(reactor::Reactor& r, const WorkerConfig& cfg) {
@@ -299,7 +282,7 @@ void Worker::accept_tunnel(int fd) {
     tunnels_[id] = std::move(link);
 }
 
-void Worker::accept_public(int fd, std::string_view replay, bool handed) {
+void Worker::accept_public(int fd) {
     auto link = std::make_unique<PublicLink>(*this);
     auto c = net::Connection::adopt(r_, fd, link.get(), cfg_.public_conn);
     if (!c) {
@@ -309,30 +292,6 @@ void Worker::accept_public(int fd, std::string_view replay, bool handed) {
     link->last_rx = r_.now();
     PublicLink* key = link.get();
     publics_[key] = std::move(link);
-    if (handed) {
-        key->session()->set_no_handoff();
-    }
-    if (!replay.empty()) {
-        key->session()->feed(replay);
-        if (key->session() && !key->session()->wants_input()) {
-            (*c)->pause_recv();
-        }
-    }
-}
-
-void Worker::send_handoff(uint32_t core, int fd, std::string bytes) {
-    auto msg = std::make_unique<HandoffMsg>();
-    msg->fd = fd;
-    msg->bytes = std::move(bytes);
-    reactor::Message m;
-    m.tag = kMsgHandoff;
-    m.ptr = msg.get();
-    if (!r_.post(core, m)) {
-        ::close(fd);  // the client sees its connection close without an answer: rare, logged
-        log::warn("Could not hand a client connection to another core", {{"core", core}});
-        return;
-    }
-    (void)msg.release();
 }
 
 RouteResult Worker::route(std::string_view host) {
@@ -340,20 +299,34 @@ RouteResult Worker::route(std::string_view host) {
     if (t == nullptr) {
         return {};
     }
-    auto it = registry_.find(std::string(t->raw()));
-    if (it == registry_.end() || it->second.empty()) {
-        // Another core may hold one: the client moves there (one hop at most).
-        uint64_t mask = routes_->cores(*t) & ~(uint64_t{1} << (r_.index() & 63));
-        if (mask != 0) {
-            uint32_t n = static_cast<uint32_t>(__builtin_popcountll(mask));
-            uint32_t pick = static_cast<uint32_t>(rr_++ % n);
-            for (uint32_t core = 0; core < 64; core++) {
-                if ((mask >> core & 1) && pick-- == 0) {
-                    return {RouteResult::Kind::OtherCore, nullptr, core};
-                }
+    if (TunnelConn* c = pick_local(*t)) {
+        return {RouteResult::Kind::Ok, c};
+    }
+    // Other cores may hold one: the stream is relayed there (one hop at most).
+    uint64_t mask = routes_->cores(*t) & ~(uint64_t{1} << (r_.index() & 63));
+    if (mask != 0) {
+        uint32_t n = static_cast<uint32_t>(__builtin_popcountll(mask));
+        uint32_t pick = static_cast<uint32_t>(rr_++ % n);
+        for (uint32_t core = 0; core < 64; core++) {
+            if ((mask >> core & 1) && pick-- == 0) {
+                bump(counters_.relayed_out);
+                return {RouteResult::Kind::Ok, &relay_to(core)};
             }
         }
-        return {RouteResult::Kind::NoConnector, nullptr};
+    }
+    return {RouteResult::Kind::NoConnector, nullptr};
+}
+
+StreamTarget* Worker::local_target(std::string_view authority) {
+    bump(counters_.relayed_in);
+    const Uuid* t = routes_->resolve(authority);
+    return t == nullptr ? nullptr : pick_local(*t);
+}
+
+TunnelConn* Worker::pick_local(const Uuid& tunnel) {
+    auto it = registry_.find(std::string(tunnel.raw()));
+    if (it == registry_.end() || it->second.empty()) {
+        return nullptr;
     }
     // The least busy of this core's connections; ties rotate.
     auto& v = it->second;
@@ -369,10 +342,63 @@ RouteResult Worker::route(std::string_view host) {
         }
     }
     rr_++;
-    if (best == nullptr) {
-        return {RouteResult::Kind::NoConnector, nullptr};
+    return best == nullptr ? nullptr : &best->tunnel();
+}
+
+RelayClient& Worker::relay_to(uint32_t core) {
+    if (relay_clients_.size() <= core) {
+        relay_clients_.resize(core + 1);
     }
-    return {RouteResult::Kind::Ok, &best->tunnel()};
+    if (!relay_clients_[core]) {
+        relay_clients_[core] = std::make_unique<RelayClient>(*this, core);
+    }
+    return *relay_clients_[core];
+}
+
+void Worker::relay_post(uint32_t to, const reactor::Message& m) {
+    if (outbox_.size() <= to) {
+        outbox_.resize(to + 1);
+    }
+    auto& q = outbox_[to];
+    if (q.empty()) {
+        Status st = r_.post(to, m);
+        if (st) {
+            return;
+        }
+        if (st.error().code != Errc::Busy) {
+            discard_message(m);  // the group is stopping
+            return;
+        }
+    }
+    // Bounded by the relay's flow control: stream counts and one window per stream.
+    q.push_back(m);
+    if (!turn_hooked_) {
+        turn_hooked_ = true;
+        r_.add_turn_hook(this);
+    }
+}
+
+bool Worker::on_turn(reactor::Reactor&) {
+    bool left = false;
+    for (uint32_t to = 0; to < outbox_.size(); to++) {
+        auto& q = outbox_[to];
+        while (!q.empty()) {
+            Status st = r_.post(to, q.front());
+            if (!st && st.error().code == Errc::Busy) {
+                break;
+            }
+            if (!st) {
+                discard_message(q.front());
+            }
+            q.pop_front();
+        }
+        left = left || !q.empty();
+    }
+    if (!left) {
+        turn_hooked_ = false;
+        r_.remove_turn_hook(this);
+    }
+    return left;  // another turn soon: the target core is draining its queue
 }
 
 void Worker::post_register(TunnelLink& l, rpc::CallId call, const rpc::RegisterRequest& req) {
@@ -493,9 +519,10 @@ void Worker::on_message(reactor::Reactor&, const reactor::Message& m) {
                 break;
             }
         }
-    } else if (m.tag == kMsgHandoff) {
-        std::unique_ptr<HandoffMsg> h(static_cast<HandoffMsg*>(m.ptr));
-        accept_public(h->fd, h->bytes, true);
+    } else if (is_relay_reply(m.tag)) {
+        relay_to(m.from).on_message(m);
+    } else if (is_relay_message(m.tag)) {
+        relay_server_->on_message(m);
     }
 }
 

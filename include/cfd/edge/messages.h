@@ -20,19 +20,21 @@ enum MsgTag : uint32_t {
     kMsgRegisterAnswer,  // control -> worker: ptr = RegisterAnswerMsg
     kMsgConnClosed,      // worker -> control: a, b = the connection UUID's halves
     kMsgRoutes,          // control -> worker: ptr = RouteTable (the worker keeps it)
-    kMsgHandoff,         // worker -> worker: ptr = HandoffMsg
     kMsgConnUnrouted,    // worker -> control: a, b = connection UUID, c = core (draining)
     kMsgCloseConn,       // control -> worker: a, b = connection UUID (replaced by a new one)
+    // The cross-core relay (cfd/edge/relay.h); `a` is the stream id on the opening core.
+    kMsgRelayOpen,      // A -> B: ptr = the request
+    kMsgRelayBody,      // A -> B: ptr = body bytes (may be empty), b = 1 when the body ends
+    kMsgRelayConsume,   // A -> B: b = response bytes the client took
+    kMsgRelayReset,     // A -> B: b = the code
+    kMsgRelayResponse,  // B -> A: ptr = the response head
+    kMsgRelayData,      // B -> A: ptr = response body bytes
+    kMsgRelayEnd,       // B -> A: the response body is complete
+    kMsgRelayClose,     // B -> A: b = the code; the stream's last event
+    kMsgRelayCredit,    // B -> A: b = request-body bytes the tunnel took
 };
 // kMsgConnClosed carries the worker's core in `c`; kMsgRegister's answer tells the control
 // thread which core holds the connection, so it can publish per-tunnel core masks.
-
-// A public client connection moving to the core that holds its tunnel's connections: a dup of
-// its socket and the bytes received from the start of the current request on.
-struct HandoffMsg {
-    int fd = -1;
-    std::string bytes;
-};
 
 struct RegisterMsg {
     uint32_t core = 0;

@@ -3,7 +3,7 @@
 // written back through PublicIo. One exchange at a time (pipelined requests wait in the input).
 //
 // Flow control, both ways:
-//   client -> connector: body bytes go to TunnelConn::write_body(); when it takes fewer, parsing
+//   client -> connector: body bytes go to StreamTarget::write_body(); when it takes fewer, parsing
 //     stops and the input is held (wants_input() turns false: the glue pauses recv) until
 //     on_tunnel_room();
 //   connector -> client: response bytes are copied to PublicIo::send(); the HTTP/2 window is
@@ -27,16 +27,16 @@
 
 namespace cfd::edge {
 
-// Events of a proxied stream, delivered to whatever TunnelConn::stream_user() points at.
+// Events of a proxied stream, delivered to whatever StreamTarget::stream_user() points at.
 class StreamSink {
 public:
     virtual ~StreamSink() = default;
-    virtual void on_tunnel_response(TunnelConn& t, int32_t sid, int status,
+    virtual void on_tunnel_response(StreamTarget& t, int32_t sid, int status,
                                     std::vector<http2::HeaderPair>&& headers, bool end) = 0;
-    virtual void on_tunnel_data(TunnelConn& t, int32_t sid, std::string_view bytes) = 0;
-    virtual void on_tunnel_end(TunnelConn& t, int32_t sid) = 0;
-    virtual void on_tunnel_close(TunnelConn& t, int32_t sid, uint32_t code) = 0;
-    virtual void on_tunnel_room(TunnelConn& t, int32_t sid) = 0;
+    virtual void on_tunnel_data(StreamTarget& t, int32_t sid, std::string_view bytes) = 0;
+    virtual void on_tunnel_end(StreamTarget& t, int32_t sid) = 0;
+    virtual void on_tunnel_close(StreamTarget& t, int32_t sid, uint32_t code) = 0;
+    virtual void on_tunnel_room(StreamTarget& t, int32_t sid) = 0;
 };
 
 // TunnelEvents whose stream events go to the StreamSink in the stream's user pointer; a stream
@@ -52,16 +52,15 @@ public:
 };
 
 struct RouteResult {
-    enum class Kind : uint8_t { UnknownHost, NoConnector, Ok, OtherCore };
+    enum class Kind : uint8_t { UnknownHost, NoConnector, Ok };
     Kind kind = Kind::UnknownHost;
-    TunnelConn* conn = nullptr;
-    uint32_t core = 0;  // OtherCore: a core that holds a connection of the tunnel
+    StreamTarget* conn = nullptr;  // Ok: a connection here, or the relay to its core
 };
 
 class PublicRouter {
 public:
     virtual ~PublicRouter() = default;
-    // A registered connection of the tunnel `host` routes to.
+    // Where a request for `host` goes: a registered connection of its tunnel.
     virtual RouteResult route(std::string_view host) = 0;
 };
 
@@ -78,12 +77,6 @@ public:
     virtual void abort() = 0;
     // Held input was used up: reading may resume (the glue re-arms recv).
     virtual void input_room() {}
-    // Moves the client connection to reactor `core`, which holds a connection of the tunnel;
-    // the bytes of the current request go along (take_request_bytes()). False: not possible.
-    virtual bool handoff(uint32_t core) {
-        (void)core;
-        return false;
-    }
 };
 
 struct PublicOptions {
@@ -106,24 +99,18 @@ public:
     // False: stop reading from the client (input held, or the connection is ending).
     bool wants_input() const;
     bool closing() const { return closing_; }
-    // After PublicIo::handoff(): the current request's bytes and everything after them.
-    std::string take_request_bytes();
-    // A connection that was handed over once is not handed over again (no ping-pong on a
-    // stale view of which core holds what): it answers 530 instead.
-    void set_no_handoff() { no_handoff_ = true; }
-    bool handed_off() const { return handed_off_; }
     // Between requests (or inside a head): no stream, nothing owed to the client. The glue
     // closes such a connection once it was silent for its idle timeout (slow heads included).
     bool idle() const { return phase_ == Phase::Head && tunnel_ == nullptr && !closing_; }
     uint64_t exchanges() const { return exchanges_; }
 
     // StreamSink
-    void on_tunnel_response(TunnelConn& t, int32_t sid, int status,
+    void on_tunnel_response(StreamTarget& t, int32_t sid, int status,
                             std::vector<http2::HeaderPair>&& headers, bool end) override;
-    void on_tunnel_data(TunnelConn& t, int32_t sid, std::string_view bytes) override;
-    void on_tunnel_end(TunnelConn& t, int32_t sid) override;
-    void on_tunnel_close(TunnelConn& t, int32_t sid, uint32_t code) override;
-    void on_tunnel_room(TunnelConn& t, int32_t sid) override;
+    void on_tunnel_data(StreamTarget& t, int32_t sid, std::string_view bytes) override;
+    void on_tunnel_end(StreamTarget& t, int32_t sid) override;
+    void on_tunnel_close(StreamTarget& t, int32_t sid, uint32_t code) override;
+    void on_tunnel_room(StreamTarget& t, int32_t sid) override;
 
 private:
     enum class Phase : uint8_t { Head, Local, Proxy };
@@ -150,9 +137,6 @@ private:
     bool closing_ = false;
     bool eof_ = false;
     bool in_process_ = false;
-    bool no_handoff_ = false;
-    bool handed_off_ = false;
-    size_t req_start_ = 0;  // offset in in_ of the current request's first byte (Head phase)
     bool again_ = false;
     uint64_t exchanges_ = 0;
 
@@ -164,7 +148,7 @@ private:
     bool req_has_body_ = false;
     std::string body_pending_;  // body bytes the tunnel has not taken yet
     bool end_pending_ = false;  // the body's end is still to be written
-    TunnelConn* tunnel_ = nullptr;
+    StreamTarget* tunnel_ = nullptr;
     int32_t sid_ = -1;
     bool resp_started_ = false;
     bool resp_done_ = false;

@@ -35,6 +35,7 @@
 
 #include "cfd/core/duration.h"
 #include "cfd/core/result.h"
+#include "cfd/edge/stream_target.h"
 #include "cfd/http1/message.h"
 #include "cfd/http2/handler.h"
 #include "cfd/http2/session.h"
@@ -89,16 +90,7 @@ struct TunnelOptions {
     http2::Settings h2;
 };
 
-// A proxied request, as the edge sends it down the tunnel.
-struct StreamRequest {
-    std::string_view method;
-    std::string_view authority;               // the public hostname
-    std::string_view path;                    // path and query
-    const http1::Headers* headers = nullptr;  // the client's headers; hop-by-hop dropped here
-    bool has_body = false;
-};
-
-class TunnelConn final : private http2::Handler {
+class TunnelConn final : public StreamTarget, private http2::Handler {
 public:
     enum class State : uint8_t {
         Handshake,     // TLS
@@ -133,18 +125,16 @@ public:
     void accept_registration(rpc::CallId id, const rpc::ConnectionDetails& details);
     void refuse_registration(rpc::CallId id, const rpc::ConnectionError& error);
 
-    // Opens a proxied stream; Busy when not Registered or at max_streams.
-    [[nodiscard]] Result<int32_t> open_stream(const StreamRequest& req, void* user = nullptr);
-    // Buffers request-body bytes; returns how many it took (fewer when the buffer is full:
-    // on_body_room() follows). `end` counts only when every byte was taken.
-    size_t write_body(int32_t sid, std::string_view bytes, bool end);
+    // StreamTarget. open_stream() is Busy when not Registered or at max_streams; write_body()
+    // buffers into the stream's bounded buffer (on_body_room() follows a short take).
+    [[nodiscard]] Result<int32_t> open_stream(const StreamRequest& req,
+                                              void* user = nullptr) override;
+    size_t write_body(int32_t sid, std::string_view bytes, bool end) override;
+    void consume(int32_t sid, size_t n) override;
+    void reset_stream(int32_t sid, uint32_t code = http2::kCancel) override;
+    void* stream_user(int32_t sid) const override;
+    void set_stream_user(int32_t sid, void* user) override;
     size_t body_room(int32_t sid) const;
-    // The client took `n` response-body bytes of `sid`.
-    void consume(int32_t sid, size_t n);
-    // Cancels a stream (the client went away).
-    void reset_stream(int32_t sid, uint32_t code = http2::kCancel);
-    void* stream_user(int32_t sid) const;
-    void set_stream_user(int32_t sid, void* user);
 
     // Ends the connection at once (edge shutdown).
     void close(std::string_view why);

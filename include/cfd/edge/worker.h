@@ -7,18 +7,21 @@
 //   - its own copy of the route table, replaced by the control thread's snapshots.
 // Registration leaves the core: the worker posts the request to the control thread (store
 // access), which answers with a message; nothing on the data path takes a lock.
-// A public request is served by a registered connection of this core (the least busy one); a
-// tunnel with connections only on other cores answers 530 here for now (cross-core relay and
-// balancing across connectors come with issue 4).
+// A public request is served by a registered connection of this core (the least busy one); when
+// this core holds none of the tunnel's connections, the stream is relayed to a core that does,
+// through the mailboxes (cfd/edge/relay.h): the client stays on the core that accepted it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <unordered_map>
 #include <vector>
 
 #include "cfd/edge/messages.h"
 #include "cfd/edge/public_session.h"
+#include "cfd/edge/relay.h"
 #include "cfd/edge/routes.h"
 #include "cfd/edge/tunnel_conn.h"
 #include "cfd/net/connection.h"
@@ -46,7 +49,9 @@ class PublicLink;
 
 class Worker final : public reactor::MessageHandler,
                      public reactor::TimerTarget,
-                     public PublicRouter {
+                     public reactor::TurnHook,
+                     public PublicRouter,
+                     public RelayHost {
 public:
     // On the reactor's own thread: opens the listeners and installs the message handler.
     [[nodiscard]] static Result<std::unique_ptr<Worker>> start(reactor::Reactor& r,
@@ -61,6 +66,20 @@ public:
     // PublicRouter
     RouteResult route(std::string_view host) override;
 
+    // RelayHost
+    void relay_post(uint32_t to, const reactor::Message& m) override;
+    StreamTarget* local_target(std::string_view authority) override;
+
+    // Counters written by this worker's thread only, read by any (metrics).
+    struct Counters {
+        std::atomic<uint64_t> relayed_out{0};  // streams sent to another core's connection
+        std::atomic<uint64_t> relayed_in{0};   // streams other cores sent here
+    };
+    const Counters& counters() const { return counters_; }
+
+    // Frees what a message left in a mailbox owns, once its reactors stopped (shutdown).
+    static void discard_message(const reactor::Message& m);
+
     // --- for the links
     void post_register(TunnelLink& l, rpc::CallId call, const rpc::RegisterRequest& req);
     void unroute(TunnelLink& l);
@@ -70,15 +89,16 @@ public:
     const WorkerConfig& config() const { return cfg_; }
 
     void accept_tunnel(int fd);
-    // `replay`: bytes already read by another core (a handoff); such a client stays here.
-    void accept_public(int fd, std::string_view replay = {}, bool handed = false);
-    // Posts a handed-off client to `core`; closes `fd` when that fails.
-    void send_handoff(uint32_t core, int fd, std::string bytes);
+    void accept_public(int fd);
 
 private:
     Worker(reactor::Reactor& r, const WorkerConfig& cfg);
     void on_message(reactor::Reactor& r, const reactor::Message& m) override;
     void on_timer(reactor::TimerId id, uint64_t arg) override;
+    bool on_turn(reactor::Reactor& r) override;
+    // The least busy registered connection of `tunnel` on this core, or nullptr.
+    TunnelConn* pick_local(const Uuid& tunnel);
+    RelayClient& relay_to(uint32_t core);
     void on_answer(std::unique_ptr<RegisterAnswerMsg> a);
     void post_closed(const Uuid& conn_id);
 
@@ -103,6 +123,13 @@ private:
     std::vector<std::unique_ptr<TunnelLink>> dead_tunnels_;
     std::vector<std::unique_ptr<PublicLink>> dead_publics_;
     uint64_t rr_ = 0;
+    // Streams relayed to other cores (by core index), and from them.
+    std::vector<std::unique_ptr<RelayClient>> relay_clients_;
+    std::unique_ptr<RelayServer> relay_server_;
+    // Messages a full mailbox refused, per target core, sent in order on the next loop turns.
+    std::vector<std::deque<reactor::Message>> outbox_;
+    bool turn_hooked_ = false;
+    Counters counters_;
 };
 
 }  // namespace cfd::edge

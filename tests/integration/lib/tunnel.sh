@@ -4,7 +4,7 @@
 STORE="$TEST_TMP/store"
 mkdir -p "$STORE" "$TEST_TMP/home"
 export HOME="$TEST_TMP/home"
-declare -A EDGE_IP EDGE_HTTP EDGE_TUNNEL EDGE_API EDGE_PID
+declare -A EDGE_IP EDGE_HTTP EDGE_TUNNEL EDGE_API EDGE_METRICS EDGE_PID
 
 # start_edge LOCATION IP: an edge location on its own loopback address.
 start_edge() {
@@ -13,10 +13,11 @@ start_edge() {
     [[ -n ${EDGE_HTTP[$loc]:-} ]] || EDGE_HTTP[$loc]=$(free_port)
     [[ -n ${EDGE_TUNNEL[$loc]:-} ]] || EDGE_TUNNEL[$loc]=$(free_port)
     [[ -n ${EDGE_API[$loc]:-} ]] || EDGE_API[$loc]=$(free_port)
+    [[ -n ${EDGE_METRICS[$loc]:-} ]] || EDGE_METRICS[$loc]=$(free_port)
     start "edge-$loc" "$CFD_BIN" edge --config /dev/null --location "$loc" \
         --store "sqlite:$STORE/edge.db" --workers 2 \
         --tunnel-listen "$ip:${EDGE_TUNNEL[$loc]}" --http-listen "$ip:${EDGE_HTTP[$loc]}" \
-        --api-listen "127.0.0.1:${EDGE_API[$loc]}" --metrics "127.0.0.1:$(free_port)"
+        --api-listen "127.0.0.1:${EDGE_API[$loc]}" --metrics "127.0.0.1:${EDGE_METRICS[$loc]}"
     EDGE_PID[$loc]=$LAST_PID
     wait_until 30 port_open_at "$ip" "${EDGE_HTTP[$loc]}" ||
         fail "edge $loc did not start: $(tail -5 "$TEST_TMP/edge-$loc.log")"
@@ -68,4 +69,10 @@ through() {
     local loc=$1 host=$2 path=$3
     shift 3
     curl -sS --max-time 60 -H "Host: $host" "$@" "http://${EDGE_IP[$loc]}:${EDGE_HTTP[$loc]}$path"
+}
+
+# edge_metric LOCATION 'NAME{LABELS}': the value of one series on an edge's /metrics (0 if absent).
+edge_metric() {
+    curl -sS --max-time 10 "http://127.0.0.1:${EDGE_METRICS[$1]}/metrics" |
+        awk -v k="$2" '$1 == k { v = $2 } END { print v + 0 }'
 }

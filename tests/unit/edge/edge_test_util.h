@@ -266,23 +266,25 @@ public:
             return;
         }
         kick_control();
+        // Frames TLS did not take yet (its output is over the high-water mark) wait in `held_`.
         for (int i = 0; i < 64; i++) {
-            std::string plain;
-            auto n = h2->send(plain);
-            REQUIRE(n);
-            if (plain.empty()) {
-                break;
+            if (held_.empty()) {
+                auto n = h2->send(held_);
+                REQUIRE(n);
+                if (held_.empty()) {
+                    break;
+                }
             }
-            size_t off = 0;
-            while (off < plain.size()) {
-                auto w = tls->write(std::string_view(plain).substr(off));
-                REQUIRE(w);
-                REQUIRE(*w > 0);
-                off += *w;
+            auto w = tls->write(held_);
+            REQUIRE(w);
+            held_.erase(0, *w);
+            if (!held_.empty()) {
+                break;
             }
         }
     }
     bool closed_by_edge = false;
+    std::string held_;
 };
 
 // The edge's side: records TunnelConn events; answers registrations when told.

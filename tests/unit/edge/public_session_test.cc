@@ -1,6 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <deque>
+
+#include "cfd/edge/messages.h"
 #include "cfd/edge/public_session.h"
+#include "cfd/edge/relay.h"
 #include "cfd/edge/routes.h"
 #include "cfd/http1/parser.h"
 #include "edge_test_util.h"
@@ -36,6 +40,7 @@ struct Io : PublicIo {
 struct Router : PublicRouter {
     RouteTable table;
     TunnelConn* conn = nullptr;
+    StreamTarget* relay = nullptr;  // set: streams go through it (another core's connection)
     RouteResult route(std::string_view host) override {
         if (!table.resolve(host)) {
             return {};
@@ -43,7 +48,75 @@ struct Router : PublicRouter {
         if (!conn || !conn->registered()) {
             return {RouteResult::Kind::NoConnector, nullptr};
         }
+        if (relay != nullptr) {
+            return {RouteResult::Kind::Ok, relay};
+        }
         return {RouteResult::Kind::Ok, conn};
+    }
+};
+
+// Two cores' mailboxes in memory: core 0 holds the public client (RelayClient), core 1 the
+// tunnel connection (RelayServer). Messages move only in deliver(), never inside a post.
+struct Bus {
+    struct Host : RelayHost {
+        Bus* bus = nullptr;
+        uint32_t self = 0;
+        void relay_post(uint32_t to, const reactor::Message& m) override {
+            reactor::Message c = m;
+            c.from = self;
+            bus->queues[to].push_back(c);
+            bus->count(c, +1);
+        }
+        StreamTarget* local_target(std::string_view) override {
+            TunnelConn* t = bus->conn;
+            return t != nullptr && t->registered() ? t : nullptr;
+        }
+    };
+    TunnelConn* conn = nullptr;
+    Host a, b;
+    std::deque<reactor::Message> queues[2];
+    RelayClient client{a, 1};
+    RelayServer server{b};
+    int64_t bytes = 0;  // payload bytes inside the mailboxes now
+    int64_t max_bytes = 0;
+
+    Bus() {
+        a.bus = this;
+        b.bus = this;
+        a.self = 0;
+        b.self = 1;
+    }
+    ~Bus() {
+        for (auto& q : queues) {
+            for (auto& m : q) {
+                discard_relay_message(m);
+            }
+        }
+    }
+    void count(const reactor::Message& m, int sign) {
+        bytes += sign * static_cast<int64_t>(relay_payload_bytes(m));
+        max_bytes = std::max(max_bytes, bytes);
+    }
+    // Delivers what is queued now; false when nothing was.
+    bool deliver() {
+        bool any = false;
+        for (int guard = 0; guard < 100000 && !(queues[0].empty() && queues[1].empty()); guard++) {
+            any = true;
+            for (uint32_t to = 0; to < 2; to++) {
+                if (queues[to].empty()) {
+                    continue;
+                }
+                reactor::Message m = queues[to].front();
+                queues[to].pop_front();
+                count(m, -1);
+                if (to == 1) {
+                    server.on_message(m);
+                } else {
+                    client.on_message(m);
+                }
+            }
+        }
+        return any;
     }
 };
 
@@ -52,10 +125,12 @@ struct Rig {
     Connector conn;
     std::unique_ptr<TunnelConn> edge;
     Router router;
+    Bus bus;
+    bool relayed = false;
     Io io;
     std::unique_ptr<PublicSession> pub;
 
-    explicit Rig(TunnelOptions o = {}) {
+    explicit Rig(TunnelOptions o = {}, bool relay = false) : relayed(relay) {
         conn.set_request("acct", "secret", Uuid::random());
         edge = std::make_unique<TunnelConn>(server_ctx(), owner, t0(), o);
         REQUIRE(pump(*edge, conn));
@@ -68,9 +143,25 @@ struct Rig {
         REQUIRE(edge->registered());
         router.table.add("app.example.com", Uuid::random());
         router.conn = edge.get();
+        bus.conn = edge.get();
+        if (relayed) {
+            router.relay = &bus.client;
+        }
         pub = std::make_unique<PublicSession>(router, io);
     }
-    void run() { REQUIRE(pump(*edge, conn)); }
+    // The session goes first: its destructor resets a stream still open, through the bus.
+    ~Rig() { pub.reset(); }
+    // Until the tunnel and the mailboxes are quiet.
+    void run() {
+        do {
+            REQUIRE(pump(*edge, conn));
+        } while (bus.deliver());
+    }
+    // One bounded round of both (for tests that interleave their own steps).
+    void step(int rounds) {
+        (void)pump(*edge, conn, rounds);
+        (void)bus.deliver();
+    }
 };
 
 // Parses every response in `out` (the test's client side).
@@ -122,41 +213,44 @@ TEST_CASE("edge public: route table resolves exact names first, then one-label w
 }
 
 TEST_CASE("edge public: keep-alive GETs through the tunnel, chunked and sized responses") {
-    Rig r;
-    int n = 0;
-    r.conn.on_request_hook = [&](int32_t id) {
-        if (n++ == 0) {
-            r.conn.respond(id, 200, {{"Content-Type", "text/plain"}, {"Connection", "close"}},
-                           true);
-            r.conn.write(id, "first body", true);
-        } else {
-            r.conn.respond(id, 404, {{"Content-Length", "6"}}, true);
-            r.conn.write(id, "second", true);
+    for (bool relayed : {false, true}) {
+        CAPTURE(relayed);
+        Rig r({}, relayed);
+        int n = 0;
+        r.conn.on_request_hook = [&](int32_t id) {
+            if (n++ == 0) {
+                r.conn.respond(id, 200, {{"Content-Type", "text/plain"}, {"Connection", "close"}},
+                               true);
+                r.conn.write(id, "first body", true);
+            } else {
+                r.conn.respond(id, 404, {{"Content-Length", "6"}}, true);
+                r.conn.write(id, "second", true);
+            }
+        };
+        // Two pipelined requests in one read.
+        r.pub->feed("GET /one HTTP/1.1\r\nHost: app.example.com\r\n\r\n"
+                    "GET /two HTTP/1.1\r\nHost: app.example.com\r\n\r\n");
+        for (int i = 0; i < 4; i++) {
+            r.run();
         }
-    };
-    // Two pipelined requests in one read.
-    r.pub->feed("GET /one HTTP/1.1\r\nHost: app.example.com\r\n\r\n"
-                "GET /two HTTP/1.1\r\nHost: app.example.com\r\n\r\n");
-    for (int i = 0; i < 4; i++) {
-        r.run();
+        Responses res = parse_responses(r.io.out);
+        REQUIRE(res.heads.size() == 2);
+        CHECK(res.heads[0].status == 200);
+        CHECK(res.heads[0].body == http1::BodyKind::Chunked);
+        CHECK(*http1::find_header(res.heads[0].headers, "content-type") == "text/plain");
+        // The origin's hop-by-hop headers are not the client's connection's.
+        CHECK(res.heads[0].keep_alive);
+        CHECK(res.bodies[0] == "first body");
+        CHECK(res.heads[1].status == 404);
+        CHECK(res.heads[1].body == http1::BodyKind::Length);
+        CHECK(res.bodies[1] == "second");
+        CHECK(res.complete);
+        CHECK(r.pub->exchanges() == 2);
+        CHECK(!r.io.closed_after_flush);
+        CHECK(r.conn.requests.size() == 2);
+        CHECK(http2::header_value(r.conn.streams[r.conn.requests[1]].request, ":path") == "/two");
+        CHECK(r.edge->open_streams() == 0);
     }
-    Responses res = parse_responses(r.io.out);
-    REQUIRE(res.heads.size() == 2);
-    CHECK(res.heads[0].status == 200);
-    CHECK(res.heads[0].body == http1::BodyKind::Chunked);
-    CHECK(*http1::find_header(res.heads[0].headers, "content-type") == "text/plain");
-    // The origin's hop-by-hop headers are not the client's connection's.
-    CHECK(res.heads[0].keep_alive);
-    CHECK(res.bodies[0] == "first body");
-    CHECK(res.heads[1].status == 404);
-    CHECK(res.heads[1].body == http1::BodyKind::Length);
-    CHECK(res.bodies[1] == "second");
-    CHECK(res.complete);
-    CHECK(r.pub->exchanges() == 2);
-    CHECK(!r.io.closed_after_flush);
-    CHECK(r.conn.requests.size() == 2);
-    CHECK(http2::header_value(r.conn.streams[r.conn.requests[1]].request, ":path") == "/two");
-    CHECK(r.edge->open_streams() == 0);
 }
 
 TEST_CASE("edge public: the edge's own answers: 404, 530 (1033), 400, 431") {
@@ -200,202 +294,265 @@ TEST_CASE("edge public: the edge's own answers: 404, 530 (1033), 400, 431") {
 }
 
 TEST_CASE("edge public: a stream reset before the response is a 502") {
-    Rig r;
-    r.conn.on_request_hook = [&](int32_t id) {
-        REQUIRE(r.conn.h2->rst_stream(id, http2::kInternalError));
-    };
-    r.pub->feed("GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n");
-    r.run();
-    Responses res = parse_responses(r.io.out);
-    REQUIRE(res.heads.size() == 1);
-    CHECK(res.heads[0].status == 502);
-    CHECK(r.io.closed_after_flush);
+    for (bool relayed : {false, true}) {
+        CAPTURE(relayed);
+        Rig r({}, relayed);
+        r.conn.on_request_hook = [&](int32_t id) {
+            REQUIRE(r.conn.h2->rst_stream(id, http2::kInternalError));
+        };
+        r.pub->feed("GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n");
+        r.run();
+        Responses res = parse_responses(r.io.out);
+        REQUIRE(res.heads.size() == 1);
+        CHECK(res.heads[0].status == 502);
+        CHECK(r.io.closed_after_flush);
+    }
 }
 
 TEST_CASE("edge public: a reset after the head aborts the client connection") {
-    Rig r;
-    r.conn.on_request_hook = [&](int32_t id) {
-        r.conn.respond(id, 200, {{"Content-Length", "100"}}, true);
-        r.conn.write(id, "partial", false);
-    };
-    r.pub->feed("GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n");
-    r.run();
-    REQUIRE(r.conn.requests.size() == 1);
-    REQUIRE(r.conn.h2->rst_stream(r.conn.requests[0], http2::kInternalError));
-    r.run();
-    CHECK(r.io.aborted);
+    for (bool relayed : {false, true}) {
+        CAPTURE(relayed);
+        Rig r({}, relayed);
+        r.conn.on_request_hook = [&](int32_t id) {
+            r.conn.respond(id, 200, {{"Content-Length", "100"}}, true);
+            r.conn.write(id, "partial", false);
+        };
+        r.pub->feed("GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n");
+        r.run();
+        REQUIRE(r.conn.requests.size() == 1);
+        REQUIRE(r.conn.h2->rst_stream(r.conn.requests[0], http2::kInternalError));
+        r.run();
+        CHECK(r.io.aborted);
+    }
 }
 
 TEST_CASE("edge public: chunked upload and download of MiBs, flow-controlled both ways") {
     TunnelOptions o;
     o.h2.stream_window = 65535;
     o.stream_send_buffer = 16384;
-    Rig r(o);
-    constexpr uint64_t kUp = 2 << 20;
-    constexpr uint64_t kDown = 2 << 20;
-    r.conn.on_end_hook = [&](int32_t id) {
-        r.conn.respond(id, 200, {}, true);
-        auto& s = r.conn.streams[id];
-        s.gen_seed = 3;
-        s.gen_left = kDown;
-        s.out_end = true;
-        REQUIRE(r.conn.h2->resume_data(id));
-    };
-    r.pub->feed("POST /up HTTP/1.1\r\nHost: app.example.com\r\nTransfer-Encoding: chunked\r\n\r\n");
-    uint64_t sent = 0;
-    size_t max_out = 0;
-    // The connector reads nothing at first: the client must be paused, its bytes held bounded.
-    r.conn.auto_consume = false;
-    int paused = 0;
-    for (int round = 0; round < 200000; round++) {
-        // The client writes while the session wants input.
-        if (sent < kUp && r.pub->wants_input()) {
-            std::string chunk;
-            size_t n = static_cast<size_t>(std::min<uint64_t>(8000, kUp - sent));
-            std::string data(n, '\0');
-            for (size_t i = 0; i < n; i++) {
-                data[i] = gen_byte(5, sent + i);
+    for (bool relayed : {false, true}) {
+        CAPTURE(relayed);
+        Rig r(o, relayed);
+        constexpr uint64_t kUp = 2 << 20;
+        constexpr uint64_t kDown = 2 << 20;
+        r.conn.on_end_hook = [&](int32_t id) {
+            r.conn.respond(id, 200, {}, true);
+            auto& s = r.conn.streams[id];
+            s.gen_seed = 3;
+            s.gen_left = kDown;
+            s.out_end = true;
+            REQUIRE(r.conn.h2->resume_data(id));
+        };
+        r.pub->feed(
+            "POST /up HTTP/1.1\r\nHost: app.example.com\r\nTransfer-Encoding: chunked\r\n\r\n");
+        uint64_t sent = 0;
+        size_t max_out = 0;
+        // The connector reads nothing at first: the client must be paused, its bytes held bounded.
+        r.conn.auto_consume = false;
+        int paused = 0;
+        for (int round = 0; round < 200000; round++) {
+            // The client writes while the session wants input.
+            if (sent < kUp && r.pub->wants_input()) {
+                std::string chunk;
+                size_t n = static_cast<size_t>(std::min<uint64_t>(8000, kUp - sent));
+                std::string data(n, '\0');
+                for (size_t i = 0; i < n; i++) {
+                    data[i] = gen_byte(5, sent + i);
+                }
+                http1::write_chunk(chunk, data);
+                sent += n;
+                if (sent == kUp) {
+                    REQUIRE(http1::write_last_chunk(chunk));
+                }
+                r.pub->feed(chunk);
+            } else if (sent < kUp) {
+                paused++;
+                CHECK(sent < (1 << 20));  // windows + buffers, not the whole body
+                if (!r.conn.auto_consume) {
+                    r.conn.auto_consume = true;
+                    r.conn.consume_all(r.conn.requests.at(0));
+                }
             }
-            http1::write_chunk(chunk, data);
-            sent += n;
-            if (sent == kUp) {
-                REQUIRE(http1::write_last_chunk(chunk));
+            r.step(20);
+            // The client reads slowly: every other round it is "not writable".
+            max_out = std::max(max_out, r.io.out.size());
+            r.io.is_writable = round % 2 == 0;
+            if (r.io.is_writable) {
+                r.pub->on_writable();
             }
-            r.pub->feed(chunk);
-        } else if (sent < kUp) {
-            paused++;
-            CHECK(sent < (1 << 20));  // windows + buffers, not the whole body
-            if (!r.conn.auto_consume) {
-                r.conn.auto_consume = true;
-                r.conn.consume_all(r.conn.requests.at(0));
+            if (r.edge->open_streams() == 0 && sent == kUp) {
+                break;
             }
         }
-        (void)pump(*r.edge, r.conn, 20);
-        // The client reads slowly: every other round it is "not writable".
-        max_out = std::max(max_out, r.io.out.size());
-        r.io.is_writable = round % 2 == 0;
-        if (r.io.is_writable) {
-            r.pub->on_writable();
+        r.io.is_writable = true;
+        r.pub->on_writable();
+        r.run();
+        CHECK(paused > 0);  // the tunnel pushed back on the client
+        auto& up = r.conn.streams.at(r.conn.requests.at(0));
+        CHECK(up.body_bytes == kUp);
+        Fnv want;
+        for (uint64_t i = 0; i < kUp; i++) {
+            char c = gen_byte(5, i);
+            want.add(std::string_view(&c, 1));
         }
-        if (r.edge->open_streams() == 0 && sent == kUp) {
-            break;
+        CHECK(up.hash.h == want.h);
+        http1::ResponseParser p;
+        std::string_view out = r.io.out;
+        Fnv got;
+        uint64_t got_n = 0;
+        bool done = false;
+        for (;;) {
+            auto s = p.feed(out);
+            out.remove_prefix(p.consumed());
+            if (s == http1::Step::Body) {
+                got.add(p.body());
+                got_n += p.body().size();
+            } else if (s == http1::Step::MessageDone) {
+                done = true;
+                break;
+            } else if (s == http1::Step::NeedMore || s == http1::Step::Error) {
+                break;
+            }
         }
+        CHECK(done);
+        CHECK(got_n == kDown);
+        CHECK(got.h == gen_hash(3, kDown));
+        // Across cores: one stream window down, one relay window up, never the whole body.
+        CHECK(r.bus.max_bytes <= 65535 + (64 << 10));
     }
-    r.io.is_writable = true;
-    r.pub->on_writable();
-    r.run();
-    CHECK(paused > 0);  // the tunnel pushed back on the client
-    auto& up = r.conn.streams.at(r.conn.requests.at(0));
-    CHECK(up.body_bytes == kUp);
-    Fnv want;
-    for (uint64_t i = 0; i < kUp; i++) {
-        char c = gen_byte(5, i);
-        want.add(std::string_view(&c, 1));
-    }
-    CHECK(up.hash.h == want.h);
-    http1::ResponseParser p;
-    std::string_view out = r.io.out;
-    Fnv got;
-    uint64_t got_n = 0;
-    bool done = false;
-    for (;;) {
-        auto s = p.feed(out);
-        out.remove_prefix(p.consumed());
-        if (s == http1::Step::Body) {
-            got.add(p.body());
-            got_n += p.body().size();
-        } else if (s == http1::Step::MessageDone) {
-            done = true;
-            break;
-        } else if (s == http1::Step::NeedMore || s == http1::Step::Error) {
-            break;
-        }
-    }
-    CHECK(done);
-    CHECK(got_n == kDown);
-    CHECK(got.h == gen_hash(3, kDown));
 }
 
 TEST_CASE("edge public: a client leaving mid-request resets the stream") {
-    Rig r;
-    r.pub->feed("POST / HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 100\r\n\r\nabc");
-    r.run();
-    REQUIRE(r.conn.requests.size() == 1);
-    r.pub->feed_eof();
-    r.run();
-    CHECK(r.io.aborted);
-    CHECK(r.conn.streams[r.conn.requests[0]].closed);
-    CHECK(r.conn.streams[r.conn.requests[0]].close_code == http2::kCancel);
-    CHECK(r.edge->open_streams() == 0);
+    for (bool relayed : {false, true}) {
+        CAPTURE(relayed);
+        Rig r({}, relayed);
+        r.pub->feed("POST / HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 100\r\n\r\nabc");
+        r.run();
+        REQUIRE(r.conn.requests.size() == 1);
+        r.pub->feed_eof();
+        r.run();
+        CHECK(r.io.aborted);
+        CHECK(r.conn.streams[r.conn.requests[0]].closed);
+        CHECK(r.conn.streams[r.conn.requests[0]].close_code == http2::kCancel);
+        CHECK(r.edge->open_streams() == 0);
+    }
 }
 
 TEST_CASE(
     "edge public: an early answer to an unfinished upload ends the stream and the connection") {
-    Rig r;
-    r.conn.on_request_hook = [&](int32_t id) {
-        r.conn.respond(id, 413, {{"Content-Length", "4"}}, true);
-        r.conn.write(id, "big!", true);
-    };
-    r.pub->feed("POST / HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 100000\r\n\r\nab");
-    r.run();
-    Responses res = parse_responses(r.io.out);
-    REQUIRE(res.heads.size() == 1);
-    CHECK(res.heads[0].status == 413);
-    CHECK(res.bodies[0] == "big!");
-    CHECK(r.io.closed_after_flush);
-    CHECK(r.edge->open_streams() == 0);  // not left half-open on the tunnel
+    for (bool relayed : {false, true}) {
+        CAPTURE(relayed);
+        Rig r({}, relayed);
+        r.conn.on_request_hook = [&](int32_t id) {
+            r.conn.respond(id, 413, {{"Content-Length", "4"}}, true);
+            r.conn.write(id, "big!", true);
+        };
+        r.pub->feed("POST / HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 100000\r\n\r\nab");
+        r.run();
+        Responses res = parse_responses(r.io.out);
+        REQUIRE(res.heads.size() == 1);
+        CHECK(res.heads[0].status == 413);
+        CHECK(res.bodies[0] == "big!");
+        CHECK(r.io.closed_after_flush);
+        CHECK(r.edge->open_streams() == 0);  // not left half-open on the tunnel
+    }
 }
 
 TEST_CASE("edge public: an HTTP/1.0 client gets a body delimited by the close") {
-    Rig r;
-    r.conn.on_request_hook = [&](int32_t id) {
-        r.conn.respond(id, 200, {}, true);
-        r.conn.write(id, "one", false);
-    };
-    r.pub->feed("GET / HTTP/1.0\r\nHost: app.example.com\r\n\r\n");
-    r.run();
-    REQUIRE(r.conn.requests.size() == 1);
-    r.conn.write(r.conn.requests[0], "two", true);
-    r.run();
-    CHECK(r.io.out.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
-    CHECK(r.io.out.find("Transfer-Encoding") == std::string::npos);
-    CHECK(r.io.out.substr(r.io.out.size() - 6) == "onetwo");
-    CHECK(r.io.closed_after_flush);
+    for (bool relayed : {false, true}) {
+        CAPTURE(relayed);
+        Rig r({}, relayed);
+        r.conn.on_request_hook = [&](int32_t id) {
+            r.conn.respond(id, 200, {}, true);
+            r.conn.write(id, "one", false);
+        };
+        r.pub->feed("GET / HTTP/1.0\r\nHost: app.example.com\r\n\r\n");
+        r.run();
+        REQUIRE(r.conn.requests.size() == 1);
+        r.conn.write(r.conn.requests[0], "two", true);
+        r.run();
+        CHECK(r.io.out.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+        CHECK(r.io.out.find("Transfer-Encoding") == std::string::npos);
+        CHECK(r.io.out.substr(r.io.out.size() - 6) == "onetwo");
+        CHECK(r.io.closed_after_flush);
+    }
 }
 
 TEST_CASE("edge public: a request fed one byte at a time, and random garbage, never crash") {
-    Rig r;
+    for (bool relayed : {false, true}) {
+        CAPTURE(relayed);
+        Rig r({}, relayed);
+        r.conn.on_end_hook = [&](int32_t id) {
+            r.conn.respond(id, 200, {{"Content-Length", "2"}}, true);
+            r.conn.write(id, "ok", true);
+        };
+        std::string req = "POST /a HTTP/1.1\r\nHost: app.example.com\r\nTransfer-Encoding: chunked"
+                          "\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        for (char ch : req) {
+            r.pub->feed(std::string_view(&ch, 1));
+            r.run();
+        }
+        Responses res = parse_responses(r.io.out);
+        REQUIRE(res.heads.size() == 1);
+        CHECK(res.bodies[0] == "ok");
+        CHECK(r.conn.streams[r.conn.requests.at(0)].body == "abc");
+
+        uint64_t x = 0x2545f4914f6cdd1dull;
+        for (int round = 0; round < 200; round++) {
+            Io io;
+            PublicSession s(r.router, io);
+            std::string junk = round % 2 ? "GET / HTTP/1.1\r\nHost: app.example.com\r\n" : "";
+            for (int i = 0; i < 300; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                junk.push_back(static_cast<char>(x));
+            }
+            s.feed(junk);
+            s.feed_eof();
+            r.run();
+            // Either an error status went out, or the connection is ending: never silence + open.
+            CHECK((s.closing() || !io.out.empty()));
+        }
+        CHECK(r.edge->registered());
+    }
+}
+
+TEST_CASE("edge relay: a core that lost the connection refuses the stream: 502, nothing hangs") {
+    Rig r({}, true);
+    r.bus.conn = nullptr;  // core 1 no longer holds a registered connection
+    r.pub->feed("GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n");
+    r.run();
+    Responses res = parse_responses(r.io.out);
+    REQUIRE(res.heads.size() == 1);
+    CHECK(res.heads[0].status == 502);
+    CHECK(r.conn.requests.empty());
+    CHECK(r.bus.client.open_streams() == 0);
+    CHECK(r.bus.server.open_streams() == 0);
+}
+
+TEST_CASE("edge relay: streams end on both cores, whichever side ends them") {
+    Rig r({}, true);
     r.conn.on_end_hook = [&](int32_t id) {
         r.conn.respond(id, 200, {{"Content-Length", "2"}}, true);
         r.conn.write(id, "ok", true);
     };
-    std::string req = "POST /a HTTP/1.1\r\nHost: app.example.com\r\nTransfer-Encoding: chunked"
-                      "\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
-    for (char ch : req) {
-        r.pub->feed(std::string_view(&ch, 1));
+    for (int i = 0; i < 20; i++) {
+        r.pub->feed("GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n");
         r.run();
     }
-    Responses res = parse_responses(r.io.out);
-    REQUIRE(res.heads.size() == 1);
-    CHECK(res.bodies[0] == "ok");
-    CHECK(r.conn.streams[r.conn.requests.at(0)].body == "abc");
-
-    uint64_t x = 0x2545f4914f6cdd1dull;
-    for (int round = 0; round < 200; round++) {
-        Io io;
-        PublicSession s(r.router, io);
-        std::string junk = round % 2 ? "GET / HTTP/1.1\r\nHost: app.example.com\r\n" : "";
-        for (int i = 0; i < 300; i++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            junk.push_back(static_cast<char>(x));
-        }
-        s.feed(junk);
-        s.feed_eof();
-        r.run();
-        // Either an error status went out, or the connection is ending: never silence + open.
-        CHECK((s.closing() || !io.out.empty()));
-    }
-    CHECK(r.edge->registered());
+    CHECK(parse_responses(r.io.out).bodies.size() == 20);
+    CHECK(r.bus.client.open_streams() == 0);
+    CHECK(r.bus.server.open_streams() == 0);
+    CHECK(r.edge->open_streams() == 0);
+    // The client leaves in the middle of an upload: the reset crosses, the tunnel stream ends.
+    r.conn.on_end_hook = nullptr;
+    r.pub->feed("POST / HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 9\r\n\r\nab");
+    r.run();
+    CHECK(r.bus.server.open_streams() == 1);
+    r.pub.reset();
+    r.run();
+    CHECK(r.bus.client.open_streams() == 0);
+    CHECK(r.bus.server.open_streams() == 0);
+    CHECK(r.edge->open_streams() == 0);
 }

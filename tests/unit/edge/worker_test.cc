@@ -259,7 +259,7 @@ TEST_CASE("edge worker: a refused registration never routes" *
     ::close(tfd);
 }
 
-TEST_CASE("edge worker: a client on a core without the tunnel's connection is handed over" *
+TEST_CASE("edge worker: a client on a core without the tunnel's connection is relayed" *
           doctest::skip(!reactor::uring_ok())) {
     Rig rig;
     REQUIRE(rig.start(2));
@@ -298,6 +298,28 @@ TEST_CASE("edge worker: a client on a core without the tunnel's connection is ha
     REQUIRE(c.requests.size() == 2);
     CHECK(c.streams[c.requests[0]].body == "hello");
     CHECK(http2::header_value(c.streams[c.requests[1]].request, ":path") == "/again");
+    // 8 MiB down through the relay, on the same client connection (it never left core 1).
+    constexpr uint64_t kDown = 8 << 20;
+    c.on_request_hook = [&](int32_t id) {
+        c.respond(id, 200, {{"Content-Length", std::to_string(kDown)}}, true);
+        auto& st = c.streams[id];
+        st.gen_seed = 9;
+        st.gen_left = kDown;
+        st.out_end = true;
+        REQUIRE(c.h2->resume_data(id));
+    };
+    resp.clear();
+    send_all(pfd, "GET /big HTTP/1.1\r\nHost: app.example.com\r\n\r\n");
+    REQUIRE(drive(rig, c, tfd, [&] {
+        read_some(pfd, resp);
+        size_t h = resp.find("\r\n\r\n");
+        return h != std::string::npos && resp.size() - h - 4 >= kDown;
+    }));
+    size_t h = resp.find("\r\n\r\n");
+    CHECK(resp.size() - h - 4 == kDown);
+    Fnv got;
+    got.add(std::string_view(resp).substr(h + 4));
+    CHECK(got.h == gen_hash(9, kDown));
     ::close(pfd);
     ::close(tfd);
 }
