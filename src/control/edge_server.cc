@@ -147,8 +147,8 @@ private:
 class ControlServer final : public reactor::MessageHandler, public reactor::TimerTarget {
 public:
     ControlServer(const EdgeConfig& cfg, store::Store& st, Registrar& reg, Api& api,
-                  reactor::Reactor& r, reactor::ReactorGroup& g)
-        : cfg_(cfg), store_(st), reg_(reg), api_(api), r_(r), group_(g) {}
+                  reactor::Reactor& r, reactor::ReactorGroup& g, edge::LoadBoard& board)
+        : cfg_(cfg), store_(st), reg_(reg), api_(api), r_(r), group_(g), board_(board) {}
 
     struct Acceptor : net::AcceptHandler {
         ControlServer* s = nullptr;
@@ -255,14 +255,22 @@ public:
         for (const auto& r : *rs) {
             table.add(r.hostname, r.tunnel_id);
         }
-        for (const auto& [tunnel, per_core] : cores_) {
-            uint64_t mask = 0;
-            for (const auto& [core, n] : per_core) {
-                if (n > 0 && core < 64) {
-                    mask |= uint64_t{1} << core;
+        for (const auto& [tunnel, per_connector] : connectors_) {
+            std::vector<edge::ConnectorRoute> routes;
+            for (const auto& [id, info] : per_connector) {
+                edge::ConnectorRoute cr;
+                cr.id = *Uuid::from_bytes(id);
+                cr.load_slot = info.slot;
+                for (const auto& [core, n] : info.routed) {
+                    if (n > 0 && core < 64) {
+                        cr.cores |= uint64_t{1} << core;
+                    }
+                }
+                if (cr.cores != 0) {
+                    routes.push_back(cr);
                 }
             }
-            table.set_cores(*Uuid::from_bytes(tunnel), mask);
+            table.set_connectors(*Uuid::from_bytes(tunnel), std::move(routes));
         }
         std::string fp = table.fingerprint();
         if (fp == routes_fp_) {
@@ -295,6 +303,18 @@ public:
                 replace(msg->request);
             }
             Decision d = reg_.register_connection(msg->request, msg->peer_ip);
+            std::string tunnel(msg->request.tunnel_id.raw());
+            std::string connector(msg->request.options.client.client_id.raw());
+            ConnectorInfo* info = nullptr;
+            if (d.ok) {
+                info = connector_info(tunnel, connector);
+                if (info == nullptr) {
+                    reg_.connection_closed(d.details.uuid);
+                    d.ok = false;
+                    d.error.cause = "edge is at its limit of connectors";
+                    d.error.should_retry = true;
+                }
+            }
             (d.ok ? accepted_ : refused_)++;
             auto ans = std::make_unique<edge::RegisterAnswerMsg>();
             ans->link = msg->link;
@@ -302,35 +322,36 @@ public:
             ans->ok = d.ok;
             ans->details = d.details;
             ans->error = d.error;
+            ans->load_slot = info != nullptr ? info->slot : UINT32_MAX;
             reactor::Message out;
             out.tag = edge::kMsgRegisterAnswer;
             out.ptr = ans.get();
             if (group_.post(msg->core, out)) {
                 (void)ans.release();
                 if (d.ok) {
-                    std::string tunnel(msg->request.tunnel_id.raw());
                     ConnInfo& ci = conns_[std::string(d.details.uuid.raw())];
                     ci.tunnel = tunnel;
                     ci.core = msg->core;
                     ci.connector = msg->request.options.client.client_id;
                     ci.index = msg->request.conn_index;
-                    cores_[tunnel][msg->core]++;
+                    info->live++;
+                    info->routed[msg->core]++;
                     refresh_routes();
                 }
             } else if (d.ok) {
                 reg_.connection_closed(d.details.uuid);
+                drop_connector_if_gone(tunnel, connector);
             }
         } else if (m.tag == edge::kMsgConnClosed || m.tag == edge::kMsgConnUnrouted) {
             Uuid id = edge::uuid_from_words(m.a, m.b);
             auto it = conns_.find(std::string(id.raw()));
             if (it != conns_.end() && it->second.routed) {
                 it->second.routed = false;
-                auto& per_core = cores_[it->second.tunnel];
-                if (--per_core[it->second.core] <= 0) {
-                    per_core.erase(it->second.core);
-                }
-                if (per_core.empty()) {
-                    cores_.erase(it->second.tunnel);
+                ConnInfo& ci = it->second;
+                ConnectorInfo& info =
+                    connectors_[ci.tunnel][std::string(ci.connector.raw())];
+                if (--info.routed[ci.core] <= 0) {
+                    info.routed.erase(ci.core);
                 }
                 if (!stopping_) {
                     refresh_routes();
@@ -339,7 +360,11 @@ public:
             if (m.tag == edge::kMsgConnClosed) {
                 reg_.connection_closed(id);
                 if (it != conns_.end()) {
+                    std::string tunnel = it->second.tunnel;
+                    std::string connector(it->second.connector.raw());
+                    connectors_[tunnel][connector].live--;
                     conns_.erase(it);
+                    drop_connector_if_gone(tunnel, connector);
                 }
             }
         }
@@ -411,11 +436,54 @@ private:
         uint32_t core = 0;
         Uuid connector;
         uint8_t index = 0;
-        bool routed = true;  // counted in cores_
+        bool routed = true;  // counted in its connector's `routed`
     };
-    // Every registered connection of this edge: its core (for the core masks) and identity.
+    // A connector with connections on this edge: its LoadBoard slot (held while any of its
+    // connections lives, draining ones included: their streams still count), and its routed
+    // connections per core (for the workers' snapshots).
+    struct ConnectorInfo {
+        uint32_t slot = 0;
+        int live = 0;
+        std::unordered_map<uint32_t, int> routed;
+    };
+    // The connector's record, created with a slot on its first connection; nullptr when the
+    // board is full.
+    ConnectorInfo* connector_info(const std::string& tunnel, const std::string& connector) {
+        auto& per = connectors_[tunnel];
+        auto it = per.find(connector);
+        if (it != per.end()) {
+            return &it->second;
+        }
+        auto slot = board_.acquire();
+        if (!slot) {
+            if (per.empty()) {
+                connectors_.erase(tunnel);
+            }
+            return nullptr;
+        }
+        ConnectorInfo& info = per[connector];
+        info.slot = *slot;
+        return &info;
+    }
+    void drop_connector_if_gone(const std::string& tunnel, const std::string& connector) {
+        auto t = connectors_.find(tunnel);
+        if (t == connectors_.end()) {
+            return;
+        }
+        auto c = t->second.find(connector);
+        if (c != t->second.end() && c->second.live <= 0) {
+            board_.release(c->second.slot);
+            t->second.erase(c);
+        }
+        if (t->second.empty()) {
+            connectors_.erase(t);
+        }
+    }
+    // Every registered connection of this edge: its core (for the snapshots) and identity.
     std::unordered_map<std::string, ConnInfo> conns_;
-    std::unordered_map<std::string, std::unordered_map<uint32_t, int>> cores_;
+    // raw tunnel UUID -> raw connector ID -> its record
+    std::unordered_map<std::string, std::unordered_map<std::string, ConnectorInfo>> connectors_;
+    edge::LoadBoard& board_;
     std::string routes_fp_ = "\x01";  // never a real fingerprint: the first load pushes
     uint32_t workers_ = 0;
     const std::vector<std::unique_ptr<edge::Worker>>* workers_list_ = nullptr;
@@ -624,7 +692,8 @@ int run_edge(const EdgeConfig& cfg) {
     reactor::GroupOptions go;
     go.threads = static_cast<uint32_t>(cfg.workers > 0 ? cfg.workers : 0);
     reactor::ReactorGroup group(go);
-    ControlServer server(cfg, store, registrar, api, **control, group);
+    edge::LoadBoard board;
+    ControlServer server(cfg, store, registrar, api, **control, group, board);
     if (auto ol = server.open_listeners(); !ol) {
         log::error("Cannot open the management API listener",
                    {{"address", cfg.api_listen}, {"error", ol.error().message()}});
@@ -634,6 +703,7 @@ int run_edge(const EdgeConfig& cfg) {
 
     edge::WorkerConfig wc;
     wc.tls = &*tls_ctx;
+    wc.load = &board;
     wc.tunnel_addr = *tunnel_addr;
     wc.http_addr = *http_addr;
     wc.control = control->get();

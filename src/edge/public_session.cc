@@ -211,12 +211,74 @@ bool PublicSession::push_body() {
     }
     StreamTarget* t = tunnel_;
     size_t n = t->write_body(sid_, body_pending_, end_pending_);
+    if (n > 0) {
+        body_written_ += n;
+        // Kept only while a retry could use it: an idempotent method, a small body.
+        if (replayable_ && idempotent_ && replay_.size() + n <= kMaxReplay) {
+            replay_.append(body_pending_, 0, n);
+        } else if (replayable_) {
+            replayable_ = false;
+            std::string().swap(replay_);
+        }
+    }
     body_pending_.erase(0, n);
     if (body_pending_.empty()) {
+        end_written_ = end_written_ || end_pending_;
         end_pending_ = false;
         return true;
     }
     return false;
+}
+
+bool PublicSession::open_upstream(RouteResult r) {
+    const http1::RequestHead& h = parser_.head();
+    StreamRequest sr;
+    sr.method = h.method;
+    sr.authority = h.authority;
+    sr.path = h.path;
+    sr.headers = &h.headers;
+    sr.has_body = req_has_body_;
+    while (attempts_ < kMaxAttempts) {
+        attempts_++;
+        sr.connector = &r.connector;
+        auto sid = r.conn->open_stream(sr, static_cast<StreamSink*>(this));
+        if (sid) {
+            tunnel_ = r.conn;
+            sid_ = *sid;
+            connector_ = r.connector;
+            return true;
+        }
+        tried_.push_back(r.connector);
+        r = router_.route(h.authority, tried_);
+        if (r.kind != RouteResult::Kind::Ok || r.conn == nullptr) {
+            return false;
+        }
+    }
+    return false;
+}
+
+bool PublicSession::retry() {
+    if (closing_ || attempts_ >= kMaxAttempts ||
+        (body_written_ > 0 && !(idempotent_ && replayable_))) {
+        return false;
+    }
+    tried_.push_back(connector_);
+    RouteResult r = router_.route(parser_.head().authority, tried_);
+    if (r.kind != RouteResult::Kind::Ok || r.conn == nullptr) {
+        return false;
+    }
+    // The new stream gets the body again from its first byte.
+    body_pending_.insert(0, replay_);
+    std::string().swap(replay_);
+    body_written_ = 0;
+    end_pending_ = end_pending_ || end_written_;
+    end_written_ = false;
+    if (!open_upstream(r)) {
+        return false;
+    }
+    retries_++;
+    router_.on_retry();
+    return true;
 }
 
 void PublicSession::start_exchange() {
@@ -235,6 +297,14 @@ void PublicSession::start_exchange() {
     unconsumed_ = 0;
     body_pending_.clear();
     end_pending_ = false;
+    attempts_ = 0;
+    tried_.clear();
+    body_written_ = 0;
+    end_written_ = false;
+    replay_.clear();
+    replayable_ = true;
+    idempotent_ = h.method == "GET" || h.method == "HEAD" || h.method == "OPTIONS" ||
+                  h.method == "TRACE" || h.method == "PUT" || h.method == "DELETE";
     // A local answer keeps the connection only when no request body has to be skipped.
     bool keep = keep_alive_ && !req_has_body_;
     if (h.upgrade) {
@@ -255,20 +325,11 @@ void PublicSession::start_exchange() {
         answer(530, no_connector_page(host), keep);
         return;
     }
-    StreamRequest sr;
-    sr.method = h.method;
-    sr.authority = h.authority;
-    sr.path = h.path;
-    sr.headers = &h.headers;
-    sr.has_body = req_has_body_;
-    auto sid = r.conn->open_stream(sr, static_cast<StreamSink*>(this));
-    if (!sid) {
-        answer(502, "Bad Gateway: the tunnel connection took no new stream", keep);
+    if (!open_upstream(r)) {
+        answer(502, "Bad Gateway: no tunnel connection took the request", keep);
         return;
     }
     phase_ = Phase::Proxy;
-    tunnel_ = r.conn;
-    sid_ = *sid;
     if (h.expect_continue && req_has_body_) {
         (void)send(kContinue);
     }
@@ -478,6 +539,10 @@ void PublicSession::on_tunnel_close(StreamTarget& t, int32_t sid, uint32_t code)
     tunnel_ = nullptr;
     sid_ = -1;
     unconsumed_ = 0;
+    if (!resp_started_ && retry()) {
+        process();  // the body goes down the new stream
+        return;
+    }
     body_pending_.clear();
     end_pending_ = false;
     if (!resp_started_) {

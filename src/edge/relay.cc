@@ -16,6 +16,8 @@ struct OpenPayload {
     std::string path;
     http1::Headers headers;
     bool has_body = false;
+    bool has_connector = false;
+    Uuid connector;
 };
 
 struct HeadPayload {
@@ -91,6 +93,10 @@ Result<int32_t> RelayClient::open_stream(const StreamRequest& req, void* user) {
         p->headers = *req.headers;
     }
     p->has_body = req.has_body;
+    if (req.connector != nullptr) {
+        p->has_connector = true;
+        p->connector = *req.connector;
+    }
     Stream& s = streams_[sid];
     s.user = user;
     s.credit = opts_.body_window;
@@ -292,7 +298,7 @@ void RelayServer::open(uint32_t from, int32_t sid, void* payload) {
         r.reply(kMsgRelayClose, http2::kProtocolError);  // a second open of one id: a bug
         return;
     }
-    StreamTarget* t = host_.local_target(p->authority);
+    StreamTarget* t = host_.local_target(p->authority, p->has_connector ? &p->connector : nullptr);
     if (t == nullptr) {
         // The connection A saw here is gone or draining: refused before any response byte.
         r.reply(kMsgRelayClose, http2::kRefusedStream);

@@ -51,17 +51,17 @@ const Uuid* RouteTable::resolve(std::string_view host) const {
     return nullptr;
 }
 
-void RouteTable::set_cores(const Uuid& tunnel, uint64_t mask) {
-    if (mask == 0) {
-        cores_.erase(std::string(tunnel.raw()));
+void RouteTable::set_connectors(const Uuid& tunnel, std::vector<ConnectorRoute> connectors) {
+    if (connectors.empty()) {
+        connectors_.erase(std::string(tunnel.raw()));
     } else {
-        cores_[std::string(tunnel.raw())] = mask;
+        connectors_[std::string(tunnel.raw())] = std::move(connectors);
     }
 }
 
-uint64_t RouteTable::cores(const Uuid& tunnel) const {
-    auto it = cores_.find(std::string(tunnel.raw()));
-    return it == cores_.end() ? 0 : it->second;
+const std::vector<ConnectorRoute>* RouteTable::connectors(const Uuid& tunnel) const {
+    auto it = connectors_.find(std::string(tunnel.raw()));
+    return it == connectors_.end() ? nullptr : &it->second;
 }
 
 std::string RouteTable::fingerprint() const {
@@ -76,9 +76,16 @@ std::string RouteTable::fingerprint() const {
     for (const auto& [k, v] : all) {
         out += k + "=" + v + "\n";
     }
-    std::map<std::string, uint64_t> cores(cores_.begin(), cores_.end());
-    for (const auto& [k, v] : cores) {
-        out += Uuid::from_bytes(k)->str() + "@" + std::to_string(v) + "\n";
+    std::map<std::string, std::string> conns;
+    for (const auto& [k, v] : connectors_) {
+        std::string& line = conns[k];
+        for (const ConnectorRoute& c : v) {
+            line += " " + c.id.str() + "#" + std::to_string(c.load_slot) + "@" +
+                    std::to_string(c.cores);
+        }
+    }
+    for (const auto& [k, v] : conns) {
+        out += Uuid::from_bytes(k)->str() + ":" + v + "\n";
     }
     return out;
 }

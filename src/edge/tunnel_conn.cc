@@ -45,7 +45,11 @@ TunnelConn::TunnelConn(const tls::Context& ctx, TunnelEvents& events, TimePoint 
     tls_.emplace(std::move(*s));
 }
 
-TunnelConn::~TunnelConn() = default;
+TunnelConn::~TunnelConn() {
+    if (load_ != nullptr && !streams_.empty()) {
+        load_->fetch_sub(static_cast<int32_t>(streams_.size()), std::memory_order_relaxed);
+    }
+}
 
 void TunnelConn::fail(std::string why) {
     if (state_ == State::Closed) {
@@ -146,11 +150,22 @@ void TunnelConn::flush() {
     if (state_ == State::Closed) {
         // Every stream still open ends now, once, outside any session callback.
         if (!streams_.empty()) {
-            auto doomed = std::move(streams_);
-            streams_.clear();
-            for (auto& [sid, s] : doomed) {
-                (void)s;
+            // Each entry stays during its event (the owner finds the user through it); the
+            // owner may reset or forget other streams meanwhile, and opens none here (Closed).
+            std::vector<int32_t> doomed;
+            doomed.reserve(streams_.size());
+            for (const auto& [sid, s] : streams_) {
+                doomed.push_back(sid);
+            }
+            for (int32_t sid : doomed) {
+                if (streams_.count(sid) == 0) {
+                    continue;
+                }
+                if (load_ != nullptr) {
+                    load_->fetch_sub(1, std::memory_order_relaxed);
+                }
                 events_.on_stream_close(*this, sid, http2::kInternalError);
+                streams_.erase(sid);
             }
         }
         h2_.reset();
@@ -410,6 +425,9 @@ Result<int32_t> TunnelConn::open_stream(const StreamRequest& req, void* user) {
     Stream& s = streams_[*sid];
     s.user = user;
     s.has_body = req.has_body;
+    if (load_ != nullptr) {
+        load_->fetch_add(1, std::memory_order_relaxed);
+    }
     flush();
     return *sid;
 }
@@ -550,6 +568,10 @@ void TunnelConn::on_stream_close(int32_t sid, uint32_t code) {
     if (it == streams_.end()) {
         return;
     }
+    if (load_ != nullptr) {
+        load_->fetch_sub(1, std::memory_order_relaxed);
+    }
+    // The entry stays during the event: the owner finds the stream's user through it.
     events_.on_stream_close(*this, sid, code);
     streams_.erase(sid);
 }

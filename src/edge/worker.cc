@@ -294,47 +294,108 @@ void Worker::accept_public(int fd) {
     publics_[key] = std::move(link);
 }
 
-RouteResult Worker::route(std::string_view host) {
+uint64_t Worker::random() {
+    // xorshift64*: cheap, and per core (no shared state)
+    if (rng_ == 0) {
+        rng_ = 0x9e3779b97f4a7c15ull * (r_.index() + 1) ^ static_cast<uint64_t>(
+                                                              r_.now().time_since_epoch().count());
+        rng_ |= 1;
+    }
+    rng_ ^= rng_ >> 12;
+    rng_ ^= rng_ << 25;
+    rng_ ^= rng_ >> 27;
+    return rng_ * 0x2545f4914f6cdd1dull;
+}
+
+// DESIGN.md §5: among the tunnel's connectors (this edge's connections only), two chosen at
+// random, the one with fewer streams in flight wins; then the least busy of its connections on
+// this core, or a relay to a core that holds one. Connectors a retry avoids are skipped unless
+// nothing else is left (another connection of the same connector may still serve).
+RouteResult Worker::route(std::string_view host, std::span<const Uuid> avoid) {
     const Uuid* t = routes_->resolve(host);
     if (t == nullptr) {
         return {};
     }
-    if (TunnelConn* c = pick_local(*t)) {
-        return {RouteResult::Kind::Ok, c};
+    const std::vector<ConnectorRoute>* all = routes_->connectors(*t);
+    if (all == nullptr) {
+        // Registered here a moment ago, before the control thread's next snapshot.
+        if (TunnelConn* c = pick_local(*t, nullptr)) {
+            return {RouteResult::Kind::Ok, c, c->request().options.client.client_id};
+        }
+        return {RouteResult::Kind::NoConnector, nullptr, {}};
     }
-    // Other cores may hold one: the stream is relayed there (one hop at most).
-    uint64_t mask = routes_->cores(*t) & ~(uint64_t{1} << (r_.index() & 63));
-    if (mask != 0) {
-        uint32_t n = static_cast<uint32_t>(__builtin_popcountll(mask));
-        uint32_t pick = static_cast<uint32_t>(rr_++ % n);
-        for (uint32_t core = 0; core < 64; core++) {
-            if ((mask >> core & 1) && pick-- == 0) {
-                bump(counters_.relayed_out);
-                return {RouteResult::Kind::Ok, &relay_to(core)};
-            }
+    auto avoided = [&](const ConnectorRoute& c) {
+        return std::find(avoid.begin(), avoid.end(), c.id) != avoid.end();
+    };
+    // Candidates as indices into `all`; small (connectors per tunnel are bounded).
+    std::vector<uint32_t> cand;
+    cand.reserve(all->size());
+    for (uint32_t i = 0; i < all->size(); i++) {
+        if (!avoided((*all)[i])) {
+            cand.push_back(i);
         }
     }
-    return {RouteResult::Kind::NoConnector, nullptr};
+    if (cand.empty()) {
+        for (uint32_t i = 0; i < all->size(); i++) {
+            cand.push_back(i);
+        }
+    }
+    uint64_t self = uint64_t{1} << (r_.index() & 63);
+    while (!cand.empty()) {
+        size_t pick = 0;
+        if (cand.size() > 1) {
+            uint64_t x = random();
+            size_t a = x % cand.size();
+            size_t b = (a + 1 + (x >> 32) % (cand.size() - 1)) % cand.size();
+            int32_t la = cfg_.load ? cfg_.load->load((*all)[cand[a]].load_slot) : 0;
+            int32_t lb = cfg_.load ? cfg_.load->load((*all)[cand[b]].load_slot) : 0;
+            pick = lb < la || (lb == la && ((*all)[cand[b]].cores & self)) ? b : a;
+        }
+        const ConnectorRoute& c = (*all)[cand[pick]];
+        if (TunnelConn* local = pick_local(*t, &c.id)) {
+            return {RouteResult::Kind::Ok, local, c.id};
+        }
+        uint64_t mask = c.cores & ~self;
+        if (mask != 0) {
+            uint32_t n = static_cast<uint32_t>(__builtin_popcountll(mask));
+            uint32_t k = static_cast<uint32_t>(random() % n);
+            for (uint32_t core = 0; core < 64; core++) {
+                if ((mask >> core & 1) && k-- == 0) {
+                    bump(counters_.relayed_out);
+                    return {RouteResult::Kind::Ok, &relay_to(core), c.id};
+                }
+            }
+        }
+        cand.erase(cand.begin() + static_cast<ptrdiff_t>(pick));  // stale: gone from here
+    }
+    return {RouteResult::Kind::NoConnector, nullptr, {}};
 }
 
-StreamTarget* Worker::local_target(std::string_view authority) {
+void Worker::on_retry() {
+    bump(counters_.retries);
+}
+
+StreamTarget* Worker::local_target(std::string_view authority, const Uuid* connector) {
     bump(counters_.relayed_in);
     const Uuid* t = routes_->resolve(authority);
-    return t == nullptr ? nullptr : pick_local(*t);
+    return t == nullptr ? nullptr : pick_local(*t, connector);
 }
 
-TunnelConn* Worker::pick_local(const Uuid& tunnel) {
+TunnelConn* Worker::pick_local(const Uuid& tunnel, const Uuid* connector) {
     auto it = registry_.find(std::string(tunnel.raw()));
     if (it == registry_.end() || it->second.empty()) {
         return nullptr;
     }
-    // The least busy of this core's connections; ties rotate.
+    // The least busy of this core's connections (of that connector); ties rotate.
     auto& v = it->second;
     TunnelLink* best = nullptr;
     size_t n = v.size();
     for (size_t i = 0; i < n; i++) {
         TunnelLink* l = v[(rr_ + i) % n];
         if (!l->tunnel().registered()) {
+            continue;
+        }
+        if (connector != nullptr && l->tunnel().request().options.client.client_id != *connector) {
             continue;
         }
         if (best == nullptr || l->tunnel().open_streams() < best->tunnel().open_streams()) {
@@ -437,6 +498,9 @@ void Worker::on_answer(std::unique_ptr<RegisterAnswerMsg> a) {
         return;
     }
     l.registered_row = true;
+    if (cfg_.load != nullptr && a->load_slot < cfg_.load->size()) {
+        l.tunnel().set_load_counter(cfg_.load->counter(a->load_slot));
+    }
     l.tunnel().accept_registration(a->call, a->details);
     l.pump();
     if (!l.tunnel().registered()) {

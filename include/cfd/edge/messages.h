@@ -50,6 +50,7 @@ struct RegisterAnswerMsg {
     bool ok = false;
     rpc::ConnectionDetails details;
     rpc::ConnectionError error;
+    uint32_t load_slot = UINT32_MAX;  // ok: the connector's LoadBoard slot
 };
 
 inline void uuid_to_words(const Uuid& u, uint64_t* a, uint64_t* b) {

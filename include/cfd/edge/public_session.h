@@ -11,11 +11,17 @@
 //     the client drained it. The connector can never have more than one stream window in
 //     flight, so the client's out-queue stays below its high-water mark plus one window.
 //
+// Retry (DESIGN.md §5): a stream refused, reset or lost before any response byte is opened
+// again on another connector (the router avoids the ones tried), at most kMaxAttempts streams
+// in all: always when no request-body byte went to the tunnel, otherwise only for an idempotent
+// method whose body so far is still held (up to kMaxReplay bytes are kept for that).
+//
 // Answers of its own, with short bodies: unknown host 404, no connector 530 (error 1033),
-// malformed 400 (or the parser's 413/414/431/501/505), reset before the response 502.
+// malformed 400 (or the parser's 413/414/431/501/505), no stream could serve it 502.
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,13 +61,17 @@ struct RouteResult {
     enum class Kind : uint8_t { UnknownHost, NoConnector, Ok };
     Kind kind = Kind::UnknownHost;
     StreamTarget* conn = nullptr;  // Ok: a connection here, or the relay to its core
+    Uuid connector;                // Ok: whose connection it is (a retry avoids it)
 };
 
 class PublicRouter {
 public:
     virtual ~PublicRouter() = default;
-    // Where a request for `host` goes: a registered connection of its tunnel.
-    virtual RouteResult route(std::string_view host) = 0;
+    // Where a request for `host` goes: a registered connection of its tunnel, of a connector
+    // not in `avoid` when there is one (a retry goes elsewhere, or to the only one left).
+    virtual RouteResult route(std::string_view host, std::span<const Uuid> avoid = {}) = 0;
+    // A request is being tried again on another stream (for the metrics).
+    virtual void on_retry() {}
 };
 
 class PublicIo {
@@ -86,6 +96,9 @@ struct PublicOptions {
 
 class PublicSession final : public StreamSink {
 public:
+    static constexpr size_t kMaxAttempts = 3;
+    static constexpr size_t kMaxReplay = 64 << 10;
+
     PublicSession(PublicRouter& router, PublicIo& io, const PublicOptions& opts = {});
     // Resets a stream still open: the connector stops at once.
     ~PublicSession() override;
@@ -103,6 +116,7 @@ public:
     // closes such a connection once it was silent for its idle timeout (slow heads included).
     bool idle() const { return phase_ == Phase::Head && tunnel_ == nullptr && !closing_; }
     uint64_t exchanges() const { return exchanges_; }
+    uint64_t retries() const { return retries_; }
 
     // StreamSink
     void on_tunnel_response(StreamTarget& t, int32_t sid, int status,
@@ -119,6 +133,11 @@ private:
     void process();
     void process_once();
     void start_exchange();
+    // Opens the exchange's stream on `r`, or on other connectors while streams are refused at
+    // once, within kMaxAttempts. False: none took it.
+    bool open_upstream(RouteResult r);
+    // The stream ended before any response byte: true when another one carries the request.
+    bool retry();
     bool push_body();
     void answer(uint16_t status, std::string_view text, bool keep_alive);
     void maybe_finish();
@@ -139,6 +158,7 @@ private:
     bool in_process_ = false;
     bool again_ = false;
     uint64_t exchanges_ = 0;
+    uint64_t retries_ = 0;
 
     // The current exchange.
     bool keep_alive_ = true;
@@ -150,6 +170,14 @@ private:
     bool end_pending_ = false;  // the body's end is still to be written
     StreamTarget* tunnel_ = nullptr;
     int32_t sid_ = -1;
+    Uuid connector_;           // whose connection carries the stream
+    size_t attempts_ = 0;      // streams tried for this exchange
+    std::vector<Uuid> tried_;  // connectors whose stream failed
+    bool idempotent_ = false;
+    uint64_t body_written_ = 0;  // body bytes the current stream took
+    bool end_written_ = false;   // ... and the body's end
+    std::string replay_;         // those bytes, while replayable_
+    bool replayable_ = true;
     bool resp_started_ = false;
     bool resp_done_ = false;
     http1::BodyKind resp_framing_ = http1::BodyKind::None;

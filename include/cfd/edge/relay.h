@@ -39,9 +39,9 @@ public:
     // Delivers `m` to core `to`, in order with the earlier ones; owns `m.ptr` from now on (frees
     // it with discard_relay_message() when it can never be delivered).
     virtual void relay_post(uint32_t to, const reactor::Message& m) = 0;
-    // B side: a registered connection on this core for the public host `authority` (the least
-    // busy), or nullptr. Never another relay.
-    virtual StreamTarget* local_target(std::string_view authority) = 0;
+    // B side: a registered connection on this core for the public host `authority`, of
+    // `connector` when given (the least busy), or nullptr. Never another relay.
+    virtual StreamTarget* local_target(std::string_view authority, const Uuid* connector) = 0;
 };
 
 struct RelayOptions {

@@ -12,6 +12,13 @@
 
 namespace cfd::edge {
 
+// A connector of a tunnel with routed (registered, not draining) connections on this edge.
+struct ConnectorRoute {
+    Uuid id;                 // the connector ID
+    uint32_t load_slot = 0;  // its in-flight count on the LoadBoard
+    uint64_t cores = 0;      // bit i: worker i holds a routed connection of it
+};
+
 class RouteTable {
 public:
     // `hostname` lower case, maybe "*.example.com".
@@ -20,17 +27,19 @@ public:
     // a port and any case; a trailing dot is ignored.
     const Uuid* resolve(std::string_view host) const;
     size_t size() const { return exact_.size() + wildcard_.size(); }
-    // Which cores (bit i = worker i) hold registered connections of `tunnel`, as the control
-    // thread last heard: a core without one hands the public connection to one that has.
-    void set_cores(const Uuid& tunnel, uint64_t mask);
-    uint64_t cores(const Uuid& tunnel) const;
+    // The connectors of `tunnel` and where their connections are, as the control thread last
+    // heard: a core without a connection of the chosen connector relays to one that has.
+    void set_connectors(const Uuid& tunnel, std::vector<ConnectorRoute> connectors);
+    // Never empty when not null.
+    const std::vector<ConnectorRoute>* connectors(const Uuid& tunnel) const;
     // A canonical text of the table, to tell whether a reload changed anything.
     std::string fingerprint() const;
 
 private:
     std::unordered_map<std::string, Uuid> exact_;
     std::unordered_map<std::string, Uuid> wildcard_;   // key: the parent domain of "*.x"
-    std::unordered_map<std::string, uint64_t> cores_;  // raw tunnel UUID -> core mask
+    // raw tunnel UUID -> its connectors
+    std::unordered_map<std::string, std::vector<ConnectorRoute>> connectors_;
 };
 
 // "App.Example.com:8080" -> "app.example.com"; "[::1]:80" -> "::1".

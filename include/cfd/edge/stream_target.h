@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "cfd/core/result.h"
+#include "cfd/core/uuid.h"
 #include "cfd/http1/message.h"
 #include "cfd/http2/types.h"
 
@@ -25,6 +26,9 @@ struct StreamRequest {
     std::string_view path;                    // path and query
     const http1::Headers* headers = nullptr;  // the client's headers; hop-by-hop dropped later
     bool has_body = false;
+    // A relay opens the stream on a connection of this connector (the one the opening core
+    // chose); a TunnelConn ignores it.
+    const Uuid* connector = nullptr;
 };
 
 class StreamTarget {

@@ -23,6 +23,7 @@
 // flush(); a handler may call back into the connection but must not destroy it.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -136,6 +137,10 @@ public:
     void set_stream_user(int32_t sid, void* user) override;
     size_t body_room(int32_t sid) const;
 
+    // The connector's in-flight counter (cfd/edge/load_board.h): +1 per stream opened, -1 per
+    // stream gone. Set once registered, before any stream.
+    void set_load_counter(std::atomic<int32_t>* c) { load_ = c; }
+
     // Ends the connection at once (edge shutdown).
     void close(std::string_view why);
 
@@ -207,6 +212,7 @@ private:
     uint64_t pings_acked_ = 0;
     bool delivering_room_ = false;
     int in_events_ = 0;  // >0 while inside h2 recv/send: flush() must wait
+    std::atomic<int32_t>* load_ = nullptr;
 };
 
 const char* tunnel_state_name(TunnelConn::State s);

@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cfd/edge/load_board.h"
 #include "cfd/edge/messages.h"
 #include "cfd/edge/public_session.h"
 #include "cfd/edge/relay.h"
@@ -34,6 +35,7 @@ namespace cfd::edge {
 
 struct WorkerConfig {
     const tls::Context* tls = nullptr;  // the tunnel listener's certificate
+    LoadBoard* load = nullptr;           // in-flight streams per connector, all cores
     net::SockAddr tunnel_addr;
     net::SockAddr http_addr;
     reactor::Reactor* control = nullptr;  // post_external() target
@@ -64,16 +66,18 @@ public:
     uint16_t http_port() const;
 
     // PublicRouter
-    RouteResult route(std::string_view host) override;
+    RouteResult route(std::string_view host, std::span<const Uuid> avoid = {}) override;
+    void on_retry() override;
 
     // RelayHost
     void relay_post(uint32_t to, const reactor::Message& m) override;
-    StreamTarget* local_target(std::string_view authority) override;
+    StreamTarget* local_target(std::string_view authority, const Uuid* connector) override;
 
     // Counters written by this worker's thread only, read by any (metrics).
     struct Counters {
         std::atomic<uint64_t> relayed_out{0};  // streams sent to another core's connection
         std::atomic<uint64_t> relayed_in{0};   // streams other cores sent here
+        std::atomic<uint64_t> retries{0};      // requests tried again on another stream
     };
     const Counters& counters() const { return counters_; }
 
@@ -96,8 +100,10 @@ private:
     void on_message(reactor::Reactor& r, const reactor::Message& m) override;
     void on_timer(reactor::TimerId id, uint64_t arg) override;
     bool on_turn(reactor::Reactor& r) override;
-    // The least busy registered connection of `tunnel` on this core, or nullptr.
-    TunnelConn* pick_local(const Uuid& tunnel);
+    // The least busy registered connection of `tunnel` on this core (of `connector` when
+    // given), or nullptr.
+    TunnelConn* pick_local(const Uuid& tunnel, const Uuid* connector);
+    uint64_t random();
     RelayClient& relay_to(uint32_t core);
     void on_answer(std::unique_ptr<RegisterAnswerMsg> a);
     void post_closed(const Uuid& conn_id);
@@ -123,6 +129,7 @@ private:
     std::vector<std::unique_ptr<TunnelLink>> dead_tunnels_;
     std::vector<std::unique_ptr<PublicLink>> dead_publics_;
     uint64_t rr_ = 0;
+    uint64_t rng_ = 0;
     // Streams relayed to other cores (by core index), and from them.
     std::vector<std::unique_ptr<RelayClient>> relay_clients_;
     std::unique_ptr<RelayServer> relay_server_;

@@ -41,17 +41,17 @@ struct Router : PublicRouter {
     RouteTable table;
     TunnelConn* conn = nullptr;
     StreamTarget* relay = nullptr;  // set: streams go through it (another core's connection)
-    RouteResult route(std::string_view host) override {
+    RouteResult route(std::string_view host, std::span<const Uuid>) override {
         if (!table.resolve(host)) {
             return {};
         }
         if (!conn || !conn->registered()) {
-            return {RouteResult::Kind::NoConnector, nullptr};
+            return {RouteResult::Kind::NoConnector, nullptr, {}};
         }
         if (relay != nullptr) {
-            return {RouteResult::Kind::Ok, relay};
+            return {RouteResult::Kind::Ok, relay, {}};
         }
-        return {RouteResult::Kind::Ok, conn};
+        return {RouteResult::Kind::Ok, conn, {}};
     }
 };
 
@@ -67,7 +67,7 @@ struct Bus {
             bus->queues[to].push_back(c);
             bus->count(c, +1);
         }
-        StreamTarget* local_target(std::string_view) override {
+        StreamTarget* local_target(std::string_view, const Uuid*) override {
             TunnelConn* t = bus->conn;
             return t != nullptr && t->registered() ? t : nullptr;
         }
@@ -555,4 +555,153 @@ TEST_CASE("edge relay: streams end on both cores, whichever side ends them") {
     CHECK(r.bus.client.open_streams() == 0);
     CHECK(r.bus.server.open_streams() == 0);
     CHECK(r.edge->open_streams() == 0);
+}
+
+namespace {
+
+// Two connectors of one tunnel, each with its own connection; the router prefers the first one
+// not avoided, the way Worker::route() skips connectors a retry already tried.
+struct Replica {
+    Owner owner;
+    Connector conn;
+    std::unique_ptr<TunnelConn> edge;
+    Uuid id = Uuid::random();
+    Replica() {
+        conn.set_request("acct", "secret", Uuid::random());
+        edge = std::make_unique<TunnelConn>(server_ctx(), owner, t0());
+        REQUIRE(pump(*edge, conn));
+        rpc::ConnectionDetails d;
+        d.uuid = Uuid::random();
+        edge->accept_registration(owner.calls.at(0), d);
+        REQUIRE(pump(*edge, conn));
+        REQUIRE(edge->registered());
+    }
+};
+
+struct PairRouter : PublicRouter {
+    RouteTable table;
+    Replica* r[2] = {};
+    int retries = 0;
+    RouteResult route(std::string_view host, std::span<const Uuid> avoid) override {
+        if (!table.resolve(host)) {
+            return {};
+        }
+        for (Replica* x : r) {
+            bool skip = std::find(avoid.begin(), avoid.end(), x->id) != avoid.end();
+            if (!skip && x->edge->registered()) {
+                return {RouteResult::Kind::Ok, x->edge.get(), x->id};
+            }
+        }
+        // Every one avoided: any that is up (another of its connections may still serve).
+        for (Replica* x : r) {
+            if (x->edge->registered()) {
+                return {RouteResult::Kind::Ok, x->edge.get(), x->id};
+            }
+        }
+        return {RouteResult::Kind::NoConnector, nullptr, {}};
+    }
+    void on_retry() override { retries++; }
+};
+
+struct PairRig {
+    Replica a, b;
+    PairRouter router;
+    Io io;
+    std::unique_ptr<PublicSession> pub;
+    PairRig() {
+        router.table.add("app.example.com", Uuid::random());
+        router.r[0] = &a;
+        router.r[1] = &b;
+        pub = std::make_unique<PublicSession>(router, io);
+        b.conn.on_end_hook = [this](int32_t id) {
+            b.conn.respond(id, 200, {{"Content-Length", "6"}}, true);
+            b.conn.write(id, "from b", true);
+        };
+    }
+    ~PairRig() { pub.reset(); }
+    void run() {
+        for (int i = 0; i < 8; i++) {
+            REQUIRE(pump(*a.edge, a.conn));
+            REQUIRE(pump(*b.edge, b.conn));
+        }
+    }
+};
+
+}  // namespace
+
+TEST_CASE("edge retry: a stream refused before its response is served by another connector") {
+    PairRig r;
+    r.a.conn.on_request_hook = [&](int32_t id) {
+        REQUIRE(r.a.conn.h2->rst_stream(id, http2::kRefusedStream));
+    };
+    r.pub->feed("GET /x HTTP/1.1\r\nHost: app.example.com\r\n\r\n");
+    r.run();
+    Responses res = parse_responses(r.io.out);
+    REQUIRE(res.heads.size() == 1);
+    CHECK(res.heads[0].status == 200);
+    CHECK(res.bodies[0] == "from b");
+    CHECK(r.a.conn.requests.size() == 1);
+    CHECK(r.b.conn.requests.size() == 1);
+    CHECK(r.router.retries == 1);
+    CHECK(r.pub->retries() == 1);
+    CHECK(!r.io.closed_after_flush);  // kept alive: the client never saw the failure
+}
+
+TEST_CASE("edge retry: a connection lost before the response; a PUT body goes again whole") {
+    PairRig r;
+    r.a.conn.on_end_hook = [&](int32_t) { r.a.edge->close("link lost"); };
+    r.pub->feed("PUT /doc HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 11\r\n\r\n"
+                "hello world");
+    r.run();
+    Responses res = parse_responses(r.io.out);
+    REQUIRE(res.heads.size() == 1);
+    CHECK(res.heads[0].status == 200);
+    REQUIRE(r.b.conn.requests.size() == 1);
+    CHECK(r.b.conn.streams[r.b.conn.requests[0]].body == "hello world");
+    CHECK(r.pub->retries() == 1);
+}
+
+TEST_CASE("edge retry: a POST whose body went to the tunnel is not sent twice: 502") {
+    PairRig r;
+    r.a.conn.on_end_hook = [&](int32_t id) {
+        REQUIRE(r.a.conn.h2->rst_stream(id, http2::kInternalError));
+    };
+    r.pub->feed("POST /pay HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 3\r\n\r\nabc");
+    r.run();
+    Responses res = parse_responses(r.io.out);
+    REQUIRE(res.heads.size() == 1);
+    CHECK(res.heads[0].status == 502);
+    CHECK(r.b.conn.requests.empty());
+    CHECK(r.pub->retries() == 0);
+}
+
+TEST_CASE("edge retry: after the response began, a lost link aborts the client; no retry") {
+    PairRig r;
+    r.a.conn.on_request_hook = [&](int32_t id) {
+        r.a.conn.respond(id, 200, {{"Content-Length", "100"}}, true);
+        r.a.conn.write(id, "part", false);
+    };
+    r.pub->feed("GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n");
+    r.run();
+    REQUIRE(r.io.out.find("part") != std::string::npos);
+    r.a.edge->close("link lost");
+    r.a.edge->flush();
+    CHECK(r.io.aborted);
+    CHECK(r.b.conn.requests.empty());
+}
+
+TEST_CASE("edge retry: at most kMaxAttempts streams, then 502") {
+    PairRig r;
+    r.b.conn.on_end_hook = nullptr;
+    for (Replica* x : {&r.a, &r.b}) {
+        x->conn.on_request_hook = [x](int32_t id) {
+            REQUIRE(x->conn.h2->rst_stream(id, http2::kRefusedStream));
+        };
+    }
+    r.pub->feed("GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n");
+    r.run();
+    Responses res = parse_responses(r.io.out);
+    REQUIRE(res.heads.size() == 1);
+    CHECK(res.heads[0].status == 502);
+    CHECK(r.a.conn.requests.size() + r.b.conn.requests.size() == PublicSession::kMaxAttempts);
 }

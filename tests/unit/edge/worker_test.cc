@@ -128,12 +128,14 @@ struct Rig {
         publish(0);
         return true;
     }
-    // Routes, and which cores hold the tunnel's connections, as the control thread would.
-    void publish(uint64_t mask) {
+    // Routes, and which cores hold the connector's connections, as the control thread would.
+    void publish(uint64_t mask, const Uuid& connector = {}) {
         for (uint32_t i = 0; i < group->size(); i++) {
             auto* table = new RouteTable();
             table->add("app.example.com", tunnel);
-            table->set_cores(tunnel, mask);
+            if (mask != 0) {
+                table->set_connectors(tunnel, {ConnectorRoute{connector, 0, mask}});
+            }
             reactor::Message m;
             m.tag = kMsgRoutes;
             m.ptr = table;
@@ -274,7 +276,7 @@ TEST_CASE("edge worker: a client on a core without the tunnel's connection is re
         }
         return false;
     }));
-    rig.publish(1);  // core 0 holds it
+    rig.publish(1, c.reg.options.client.client_id);  // core 0 holds it
     int n = 0;
     c.on_request_hook = [&](int32_t id) {
         n++;
