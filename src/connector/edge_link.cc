@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "cfd/core/log.h"
+#include "connector/origin_tls.h"
 
 namespace cfd::connector {
 
@@ -16,6 +18,7 @@ constexpr uint64_t kTimerReconnect = 0;
 constexpr uint64_t kTimerUnregister = 1;
 constexpr uint64_t kTimerDeliver = 2;
 constexpr uint64_t kTimerIdle = 3;
+constexpr uint64_t kTimerTls = 4;
 
 // How long a draining connection waits for the edge to confirm unregisterConnection before it
 // closes anyway.
@@ -46,9 +49,20 @@ std::string_view view(const net::LentBuf& b) {
 // One origin connection: busy with one stream, or idle in its pool. Deletes itself when its
 // Connection closes (on_close is the Connection's last call), or after delivering a failure
 // when it never had a Connection.
+//
+// TLS origins (svc.use_tls): the connection carries an OriginTls. With a fixed server name the
+// handshake runs right after the TCP connect, bounded by the service's tlsTimeout, and the
+// stream hears origin_ready() only once it is done, so a failed or slow handshake is answered
+// like an unreachable origin (502, src=cloudflared). When the name is the request's Host
+// (sni_from_host) the stream gets the link at the TCP connect, its head is held until the
+// Host line is in, and the handshake starts then.
 class OriginConn final : public net::ConnHandler, public OriginLink, public reactor::TimerTarget {
 public:
     enum class State : uint8_t { Connecting, Delivering, Busy, Idle, Closing };
+
+    // Plaintext held for a TLS connection (before the handshake, or while the socket's
+    // out-queue is full): the proxy is told room() == 0 past it.
+    static constexpr size_t kPlainQueue = 256 << 10;
 
     OriginConn(OriginPool& pool, const OriginService& svc) : pool_(&pool), svc_(&svc) {}
 
@@ -89,6 +103,7 @@ public:
         detach();
         if (state_ == State::Delivering && conn_ != nullptr) {
             pool_->reactor().cancel_timer(timer_);
+            timer_ = {};
             go_idle();
             return;
         }
@@ -100,14 +115,33 @@ public:
 
     // OriginLink
     size_t room() const override {
-        return conn_ != nullptr && conn_->writable() ? conn_->room() : 0;
+        if (conn_ == nullptr) {
+            return 0;
+        }
+        if (!tls_ && !awaiting_sni_) {
+            return conn_->writable() ? conn_->room() : 0;
+        }
+        if (plain_out_.size() >= kPlainQueue || !conn_->writable()) {
+            starved_ = true;  // pump_tls() calls origin_writable() once there is room
+            return 0;
+        }
+        return kPlainQueue - plain_out_.size();
     }
     void send(std::string_view bytes) override {
         if (conn_ == nullptr) {
             return;
         }
-        (void)conn_->send(
-            std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+        if (!tls_ && !awaiting_sni_) {
+            (void)conn_->send(std::span<const uint8_t>(
+                reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+            return;
+        }
+        plain_out_.append(bytes);
+        if (awaiting_sni_) {
+            start_tls_from_head();
+            return;
+        }
+        pump_tls();
     }
     void pause_recv(bool paused) override {
         if (conn_ == nullptr) {
@@ -133,14 +167,25 @@ public:
         if (!result || proxy_ == nullptr) {
             return;  // on_close follows (failure), or nobody waits any more (closing)
         }
-        state_ = State::Busy;
-        EdgeLink* owner = owner_;
-        pool_->answered(*owner, id_);
-        proxy_->origin_ready(id_, this);
-        owner->flush();
+        if (svc_->use_tls) {
+            if (svc_->sni_from_host) {
+                // The name comes with the request's head, which the stream sends once it has
+                // the link.
+                awaiting_sni_ = true;
+                ready();
+                return;
+            }
+            start_tls(svc_->server_name);  // ready() once the handshake is done
+            return;
+        }
+        ready();
     }
     void on_recv(net::Connection& c, net::LentBuf data) override {
-        if (state_ != State::Busy || proxy_ == nullptr) {
+        if (tls_) {
+            on_recv_tls(c, std::move(data));
+            return;
+        }
+        if (state_ != State::Busy || proxy_ == nullptr || awaiting_sni_) {
             // An idle origin talking out of turn cannot be reused safely.
             c.close(Error{Errc::Protocol, 0, "origin sent bytes while idle"});
             return;
@@ -158,8 +203,10 @@ public:
         c.close(Error{Errc::Closed, 0, "origin closed"});
     }
     void on_resume(net::Connection&) override {
+        pump_tls();
         if (state_ == State::Busy && proxy_ != nullptr) {
             EdgeLink* owner = owner_;
+            starved_ = false;
             proxy_->origin_writable(id_);
             owner->flush();
         }
@@ -190,6 +237,16 @@ public:
         timer_ = {};
         if (arg == kTimerIdle) {
             close_now();
+            return;
+        }
+        if (arg == kTimerTls) {
+            log::error("Unable to reach the origin service: TLS handshake timed out",
+                       {{"originService", svc_->url},
+                        {"serverName", tls_ ? tls_->server_name() : std::string()},
+                        {"tlsTimeout", format_duration(svc_->tls_timeout)}});
+            if (conn_ != nullptr) {
+                conn_->close(Error{Errc::TimedOut, 0, "tls handshake with the origin"});
+            }
             return;
         }
         // kTimerDeliver
@@ -231,12 +288,168 @@ public:
     }
 
 private:
+    // The connection is usable: the stream gets it.
+    void ready() {
+        if (proxy_ == nullptr) {
+            return;
+        }
+        state_ = State::Busy;
+        EdgeLink* owner = owner_;
+        pool_->answered(*owner, id_);
+        proxy_->origin_ready(id_, this);
+        owner->flush();
+    }
+
+    void start_tls(const std::string& name) {
+        if (svc_->tls_ctx == nullptr) {
+            // A service built without its router (tests): refuse rather than send in clear.
+            conn_->close(Error{Errc::Invalid, 0, "origin tls without a context"});
+            return;
+        }
+        auto t = OriginTls::start(*svc_->tls_ctx, name);
+        if (!t) {
+            log::error("Unable to reach the origin service: TLS setup failed",
+                       {{"originService", svc_->url},
+                        {"serverName", name},
+                        {"error", tls::describe(t.error())}});
+            conn_->close(Error{Errc::Tls, t.error().sys, "tls with the origin"});
+            return;
+        }
+        tls_.emplace(std::move(*t));
+        auto timer = pool_->reactor().add_timer(svc_->tls_timeout, this, kTimerTls);
+        if (!timer) {
+            conn_->close(Error{Errc::Busy, 0, "no timer for the origin tls handshake"});
+            return;
+        }
+        timer_ = *timer;
+        pump_tls();
+    }
+
+    // sni_from_host: the head the stream sent names the host to verify.
+    void start_tls_from_head() {
+        size_t end = plain_out_.find("\r\n\r\n");
+        if (end == std::string::npos) {
+            if (plain_out_.size() >= kPlainQueue) {
+                conn_->close(Error{Errc::Protocol, 0, "request head too large"});
+            }
+            return;
+        }
+        std::string name = sni_from_request_head(std::string_view(plain_out_).substr(0, end + 2));
+        if (name.empty()) {
+            log::error("Unable to reach the origin service: the request has no Host to verify "
+                       "the origin's certificate against",
+                       {{"originService", svc_->url}});
+            conn_->close(Error{Errc::Invalid, 0, "no server name for the origin"});
+            return;
+        }
+        awaiting_sni_ = false;
+        start_tls(name);
+    }
+
+    void on_recv_tls(net::Connection& c, net::LentBuf data) {
+        bool was_done = tls_->handshake_done();
+        plain_in_.clear();
+        Status st = tls_->feed(view(data), plain_in_);
+        data = net::LentBuf();  // back to the ring before anything else runs
+        pump_tls(true);         // handshake flights, alerts
+        if (!st && st.error().code != Errc::Closed) {
+            log::error(was_done ? "Origin TLS connection failed"
+                                : "Unable to reach the origin service: TLS handshake failed",
+                       {{"originService", svc_->url},
+                        {"serverName", tls_->server_name()},
+                        {"error", tls_->detail()}});
+            c.close(Error{Errc::Tls, st.error().sys,
+                          was_done ? "tls with the origin" : "tls handshake with the origin"});
+            return;
+        }
+        if (!was_done && tls_->handshake_done()) {
+            handshake_finished();
+        }
+        if (!plain_in_.empty()) {
+            if (state_ != State::Busy || proxy_ == nullptr) {
+                c.close(Error{Errc::Protocol, 0, "origin sent bytes while idle"});
+                return;
+            }
+            EdgeLink* owner = owner_;
+            proxy_->origin_data(id_, plain_in_);
+            owner->flush();
+        }
+        if (!st) {
+            on_eof(c);  // close_notify: the origin's orderly end
+        }
+    }
+
+    void handshake_finished() {
+        if (timer_) {
+            pool_->reactor().cancel_timer(timer_);
+            timer_ = {};
+        }
+        log::debug("origin TLS handshake done", {{"originService", svc_->url},
+                                                 {"serverName", tls_->server_name()},
+                                                 {"tls", tls_->describe()}});
+        if (state_ == State::Connecting) {
+            ready();
+            return;
+        }
+        pump_tls(true);  // the head held while the name was awaited
+    }
+
+    // Encrypts held plaintext and moves ciphertext to the socket, as far as both allow. With
+    // `notify` (event handlers only: never from inside send(), which the stream is running),
+    // tells a stream that found no room() once there is some.
+    void pump_tls(bool notify = false) {
+        if (!tls_ || conn_ == nullptr) {
+            return;
+        }
+        for (;;) {
+            std::string_view out = tls_->pending_output();
+            while (!out.empty() && conn_->writable()) {
+                size_t n = std::min(out.size(), conn_->room());
+                if (n == 0 || !conn_->send(std::span<const uint8_t>(
+                                  reinterpret_cast<const uint8_t*>(out.data()), n))) {
+                    break;
+                }
+                tls_->consume_output(n);
+                out = tls_->pending_output();
+            }
+            if (plain_out_.empty()) {
+                break;
+            }
+            auto w = tls_->write(plain_out_);
+            if (!w) {
+                log::error("Origin TLS connection failed",
+                           {{"originService", svc_->url}, {"error", tls_->detail()}});
+                conn_->close(Error{Errc::Tls, w.error().sys, "tls with the origin"});
+                return;
+            }
+            if (*w == 0) {
+                break;  // before the handshake, or the output is over its watermark
+            }
+            plain_out_.erase(0, *w);
+        }
+        if (notify && starved_ && state_ == State::Busy && proxy_ != nullptr && room() > 0) {
+            starved_ = false;
+            EdgeLink* owner = owner_;
+            proxy_->origin_writable(id_);
+            owner->flush();
+        }
+    }
+
     void go_idle() {
+        if (svc_->sni_from_host) {
+            // Its certificate was checked for one request's host; the pool cannot tell which
+            // host the next request is for, so this connection serves no other.
+            close_now();
+            return;
+        }
         if (!pool_->park(this)) {
             close_now();
             return;
         }
         state_ = State::Idle;
+        if (tls_) {
+            tls_->trim();
+        }
         conn_->resume_recv();  // an idle connection must notice the origin closing it
         auto t = pool_->reactor().add_timer(svc_->idle_timeout, this, kTimerIdle);
         if (!t) {
@@ -255,6 +468,12 @@ private:
     State state_ = State::Connecting;
     reactor::TimerId timer_{};
     Error failure_{};
+    // TLS origins only.
+    std::optional<OriginTls> tls_;
+    bool awaiting_sni_ = false;   // sni_from_host: connected, the request's Host not seen yet
+    mutable bool starved_ = false;  // room() said 0 to the stream
+    std::string plain_out_;       // plaintext not yet taken by TLS
+    std::string plain_in_;        // plaintext of one receive, handed to the stream
 };
 
 // --- OriginPool --------------------------------------------------------------------------
@@ -328,6 +547,12 @@ void OriginPool::dial(const OriginService& svc, Proxy& proxy, EdgeLink& owner, i
     if (!conn) {
         c->deliver_later(OriginConn::State::Connecting, conn.error());
         return;
+    }
+    if (svc.addr.family() != AF_UNIX) {
+        // tcpKeepAlive: set before the connect runs, so it covers the whole connection.
+        if (auto k = set_tcp_keep_alive((*conn)->fd(), svc.tcp_keep_alive); !k) {
+            log::debug("origin keep-alive not set", {{"error", k.error().message()}});
+        }
     }
     c->start(*conn);
 }

@@ -1,5 +1,11 @@
 #include "cfd/connector/origin.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
 
 namespace cfd::connector {
@@ -10,7 +16,28 @@ bool starts_with(std::string_view s, std::string_view p) {
     return s.size() >= p.size() && s.substr(0, p.size()) == p;
 }
 
+// Go's net.Dialer uses this when KeepAlive is 0.
+constexpr Millis kGoDefaultKeepAlive{15000};
+
 }  // namespace
+
+Status set_tcp_keep_alive(int fd, Millis every) {
+    if (every.count() <= 0) {
+        every = kGoDefaultKeepAlive;
+    }
+    int secs = static_cast<int>(std::min<int64_t>((every.count() + 999) / 1000, 32767));
+    int one = 1;
+    if (::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) != 0) {
+        return Err{Errc::Syscall, errno, "setsockopt SO_KEEPALIVE"};
+    }
+    if (::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof(secs)) != 0) {
+        return Err{Errc::Syscall, errno, "setsockopt TCP_KEEPIDLE"};
+    }
+    if (::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &secs, sizeof(secs)) != 0) {
+        return Err{Errc::Syscall, errno, "setsockopt TCP_KEEPINTVL"};
+    }
+    return {};
+}
 
 Result<OriginService> parse_origin_url(std::string_view url) {
     OriginService svc;

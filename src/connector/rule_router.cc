@@ -2,10 +2,60 @@
 
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
+#include "cfd/core/log.h"
+
 namespace cfd::connector {
+
+namespace {
+
+Result<net::SockAddr, std::string> tcp_addr(const Service& svc) {
+    bool v6 = svc.host.find(':') != std::string::npos;
+    std::string hp = (v6 ? "[" + svc.host + "]" : svc.host) + ":" + std::to_string(svc.port);
+    auto a = net::SockAddr::parse(hp);
+    if (!a) {
+        return "cannot resolve " + hp + ": " + a.error().message();
+    }
+    return *a;
+}
+
+Result<net::SockAddr, std::string> unix_addr(const Service& svc) {
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    if (svc.path.size() >= sizeof(un.sun_path)) {
+        return "unix socket path too long: " + svc.path;
+    }
+    std::memcpy(un.sun_path, svc.path.data(), svc.path.size());
+    return net::SockAddr::from(reinterpret_cast<const sockaddr*>(&un),
+                               static_cast<socklen_t>(sizeof(un)));
+}
+
+// The TLS half of origin_service_of: which name the origin's certificate is checked against.
+// cloudflared: originServerName when set; else Go's transport takes the request URL's host,
+// which is the service's host for https:// and the request's own host for unix+tls: (its URL
+// keeps the public hostname). httpHostHeader, when set, is what that request carries as Host,
+// so unix+tls without originServerName verifies it. matchSNItoHost: the request's Host always.
+void set_tls(OriginService* out, const Service& svc, const OriginRequest& o) {
+    out->use_tls = true;
+    out->tls_timeout = o.tls_timeout;
+    if (o.match_sni_to_host) {
+        out->sni_from_host = true;  // wins over originServerName, as in cloudflared
+    } else if (!o.origin_server_name.empty()) {
+        out->server_name = o.origin_server_name;
+    } else if (svc.kind == Service::Kind::Https) {
+        out->server_name = svc.host;
+    } else if (!o.http_host_header.empty()) {
+        out->server_name = o.http_host_header;
+    } else {
+        out->sni_from_host = true;
+    }
+}
+
+}  // namespace
 
 Result<OriginService, std::string> origin_service_of(const Service& svc, const OriginRequest& o,
                                                      uint32_t pool_key) {
@@ -13,9 +63,11 @@ Result<OriginService, std::string> origin_service_of(const Service& svc, const O
     out.url = svc.text();
     out.pool_key = pool_key;
     out.connect_timeout = o.connect_timeout;
+    out.tcp_keep_alive = o.tcp_keep_alive;
     out.idle_timeout = o.keep_alive_timeout;
     out.max_idle = o.keep_alive_connections < 0 ? 0u : uint32_t(o.keep_alive_connections);
     out.host_header = o.http_host_header;
+    out.disable_chunked_encoding = o.disable_chunked_encoding;
     switch (svc.kind) {
     case Service::Kind::HttpStatus:
         out.kind = OriginService::Kind::HttpStatus;
@@ -24,31 +76,32 @@ Result<OriginService, std::string> origin_service_of(const Service& svc, const O
     case Service::Kind::HelloWorld:
         out.kind = OriginService::Kind::HelloWorld;
         return out;
-    case Service::Kind::Http: {
-        bool v6 = svc.host.find(':') != std::string::npos;
-        std::string hp = (v6 ? "[" + svc.host + "]" : svc.host) + ":" + std::to_string(svc.port);
-        auto a = net::SockAddr::parse(hp);
+    case Service::Kind::Http:
+    case Service::Kind::Https: {
+        auto a = tcp_addr(svc);
         if (!a) {
-            return "cannot resolve " + hp + ": " + a.error().message();
+            return a.error();
         }
         out.kind = OriginService::Kind::Http;
         out.addr = *a;
-        return out;
-    }
-    case Service::Kind::Unix: {
-        sockaddr_un un{};
-        un.sun_family = AF_UNIX;
-        if (svc.path.size() >= sizeof(un.sun_path)) {
-            return "unix socket path too long: " + svc.path;
+        if (svc.kind == Service::Kind::Https) {
+            set_tls(&out, svc, o);
         }
-        std::memcpy(un.sun_path, svc.path.data(), svc.path.size());
-        out.kind = OriginService::Kind::Http;
-        out.addr = net::SockAddr::from(reinterpret_cast<const sockaddr*>(&un),
-                                       static_cast<socklen_t>(sizeof(un)));
         return out;
     }
-    case Service::Kind::Https:
-    case Service::Kind::UnixTls:
+    case Service::Kind::Unix:
+    case Service::Kind::UnixTls: {
+        auto a = unix_addr(svc);
+        if (!a) {
+            return a.error();
+        }
+        out.kind = OriginService::Kind::Http;
+        out.addr = *a;
+        if (svc.kind == Service::Kind::UnixTls) {
+            set_tls(&out, svc, o);
+        }
+        return out;
+    }
     case Service::Kind::Tcp:
     case Service::Kind::Ssh:
         out.kind = OriginService::Kind::Unsupported;
@@ -59,11 +112,45 @@ Result<OriginService, std::string> origin_service_of(const Service& svc, const O
 
 Result<std::unique_ptr<RuleRouter>, std::string> RuleRouter::create(Ingress ingress) {
     std::unique_ptr<RuleRouter> r(new RuleRouter(std::move(ingress)));
+    bool h2_warned = false;
     for (size_t i = 0; i < r->ingress_.size(); i++) {
         const Rule& rule = r->ingress_.rule(i);
         auto s = origin_service_of(rule.service, rule.origin, static_cast<uint32_t>(i));
         if (!s) {
             return "ingress rule \"" + rule.name + "\": " + s.error();
+        }
+        if (rule.origin.http2_origin && s->kind == OriginService::Kind::Http && !h2_warned) {
+            // Parsed so that cloudflared configurations load; the origin still gets HTTP/1.1,
+            // which every HTTP/2 origin that also speaks HTTP/1.1 (nearly all) serves.
+            log::warn("http2Origin is not supported yet: origins are reached over HTTP/1.1",
+                      {{"rule", rule.name}});
+            h2_warned = true;
+        }
+        if (s->use_tls) {
+            const OriginRequest& o = rule.origin;
+            // noTLSVerify makes the CA pool irrelevant: one insecure context serves them all.
+            std::pair<std::string, bool> key{o.no_tls_verify ? std::string() : o.ca_pool,
+                                             o.no_tls_verify};
+            auto it = r->contexts_.find(key);
+            if (it == r->contexts_.end()) {
+                if (!key.first.empty() && ::access(key.first.c_str(), R_OK) != 0) {
+                    return "ingress rule \"" + rule.name + "\": caPool " + key.first + ": " +
+                           std::strerror(errno);
+                }
+                tls::ClientOptions co;
+                co.ca_file = key.first;  // empty: the system pool
+                co.insecure_skip_verify = key.second;
+                auto ctx = tls::Context::client(co);
+                if (!ctx) {
+                    return "ingress rule \"" + rule.name + "\": " +
+                           (key.first.empty() ? std::string(tls::kSystemCaFile) : key.first) +
+                           ": " + tls::describe(ctx.error());
+                }
+                it = r->contexts_
+                         .emplace(key, std::make_unique<tls::Context>(std::move(*ctx)))
+                         .first;
+            }
+            s->tls_ctx = it->second.get();
         }
         r->services_.push_back(std::move(*s));
     }

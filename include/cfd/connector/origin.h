@@ -10,12 +10,14 @@
 #include "cfd/core/duration.h"
 #include "cfd/core/result.h"
 #include "cfd/net/sock_addr.h"
+#include "cfd/tls/context.h"
 
 namespace cfd::connector {
 
 struct OriginService {
-    // Unsupported: a rule whose service this connector cannot serve yet (https://, tcp://,
-    // ssh://); its requests are answered 502 by the connector, saying so.
+    // Http: HTTP/1.1 to `addr` (TCP or a unix socket), in clear or over TLS (`use_tls`).
+    // Unsupported: a rule whose service this connector cannot serve yet (tcp://, ssh://); its
+    // requests are answered 502 by the connector, saying so.
     enum class Kind : uint8_t { Http, HttpStatus, HelloWorld, Unsupported };
     Kind kind = Kind::Http;
     std::string url;             // as configured, for logs
@@ -23,12 +25,36 @@ struct OriginService {
     std::string host_header;     // Http: replaces :authority as Host when set
     uint16_t status = 0;         // HttpStatus
     Millis connect_timeout{30000};
+    // TCP keep-alive probes on origin sockets after this much idleness (and between probes),
+    // as Go's net.Dialer.KeepAlive in cloudflared: 0 means Go's default, 15s.
+    Millis tcp_keep_alive{30000};
     // Keep-alive pool of this origin, per core.
     uint32_t max_idle = 100;
     Millis idle_timeout{90000};
     // Set by the pool: the key of this service's pool (stable for the process).
     uint32_t pool_key = 0;
+
+    // TLS toward the origin (https://, unix+tls:).
+    bool use_tls = false;
+    // The client context (trust anchors, verification on or off), shared by every rule with
+    // the same caPool and noTLSVerify; owned by the router, set when it is built. Required
+    // when use_tls.
+    const tls::Context* tls_ctx = nullptr;
+    // SNI and the name the certificate must carry. Empty with sni_from_host: then it is the
+    // Host the request is sent with (unix+tls without originServerName or httpHostHeader, as
+    // cloudflared's transport takes it from the request; or matchSNItoHost).
+    std::string server_name;
+    bool sni_from_host = false;
+    Millis tls_timeout{10000};  // bounds the handshake, after the TCP connect
+    // disableChunkedEncoding: a request body of unknown length is sent without
+    // Transfer-Encoding: chunked (cloudflared's WSGI workaround). Honoured by the proxy.
+    bool disable_chunked_encoding = false;
 };
+
+// Turns TCP keep-alive on for an origin socket: SO_KEEPALIVE, and TCP_KEEPIDLE and
+// TCP_KEEPINTVL both `every` (rounded up to whole seconds; 0 is Go's default 15s), as Go's
+// dialer does for cloudflared. Not for unix sockets.
+[[nodiscard]] Status set_tcp_keep_alive(int fd, Millis every);
 
 // "http://host[:port]" (names resolved now: call at start, never on a reactor),
 // "http_status:NNN", "hello_world" (also "hello-world"). Others: Errc::Unsupported/Invalid.

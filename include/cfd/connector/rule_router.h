@@ -1,10 +1,16 @@
 // Routes requests by the ingress rules of cfd/connector/ingress.h: each rule's service becomes an
 // OriginService once, at start (names resolved then, never on a reactor), and route() is the
 // rules' first match. Immutable after create(): every core reads it without locks.
+//
+// TLS origins (https://, unix+tls:) get their client contexts here too, once: one per distinct
+// (caPool, noTLSVerify) pair, shared by every core (a context is only read once built; each
+// connection makes its own session from it).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cfd/connector/ingress.h"
@@ -20,14 +26,19 @@ public:
     const OriginService* route(std::string_view host, std::string_view path) const override;
     const Ingress& ingress() const { return ingress_; }
     const OriginService& service(size_t rule) const { return services_[rule]; }
+    // How many TLS client contexts the rules needed (one per distinct caPool/noTLSVerify).
+    size_t tls_contexts() const { return contexts_.size(); }
 
 private:
     explicit RuleRouter(Ingress ingress) : ingress_(std::move(ingress)) {}
     Ingress ingress_;
     std::vector<OriginService> services_;  // one per rule, same order
+    // (caPool, noTLSVerify) -> context; services_ point into it (unique_ptr: stable addresses).
+    std::map<std::pair<std::string, bool>, std::unique_ptr<tls::Context>> contexts_;
 };
 
-// The OriginService for one ingress service and its origin options (exposed for tests).
+// The OriginService for one ingress service and its origin options (exposed for tests). A TLS
+// service comes back with use_tls set and no context: create() attaches it.
 [[nodiscard]] Result<OriginService, std::string> origin_service_of(const Service& svc,
                                                                    const OriginRequest& o,
                                                                    uint32_t pool_key);

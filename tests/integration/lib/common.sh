@@ -113,3 +113,65 @@ NGINX
     start "nginx-$name" /usr/sbin/nginx -c "$dir/nginx.conf" -p "$dir"
     wait_until 10 port_open "$port" || fail "nginx did not start: $(cat "$dir/error.log")"
 }
+
+# make_pki DIR NAME...: with openssl, a throwaway CA (DIR/ca.pem) and a server certificate
+# signed by it (DIR/leaf.pem, DIR/leaf.key) for NAMEs: addresses become iPAddress names, the
+# rest dNSName. Nothing else trusts the CA, so an origin using it fails verification unless
+# the client is given DIR/ca.pem.
+make_pki() {
+    local dir=$1 san="" n
+    shift
+    mkdir -p "$dir"
+    for n in "$@"; do
+        if [[ $n =~ ^[0-9.]+$ || $n == *:* ]]; then san+="IP:$n,"; else san+="DNS:$n,"; fi
+    done
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=cfdtunnel test origin CA" -keyout "$dir/ca.key" -out "$dir/ca.pem" \
+        >"$dir/openssl.log" 2>&1 || fail "openssl CA: $(cat "$dir/openssl.log")"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" \
+        -keyout "$dir/leaf.key" -out "$dir/leaf.csr" >>"$dir/openssl.log" 2>&1 ||
+        fail "openssl CSR: $(cat "$dir/openssl.log")"
+    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "${san%,}" >"$dir/leaf.ext"
+    openssl x509 -req -in "$dir/leaf.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+        -CAcreateserial -days 2 -extfile "$dir/leaf.ext" -out "$dir/leaf.pem" \
+        >>"$dir/openssl.log" 2>&1 || fail "openssl leaf: $(cat "$dir/openssl.log")"
+    chmod 0644 "$dir"/*.pem "$dir"/*.key
+}
+
+# start_nginx_servers NAME READY_CMD: a real nginx whose server blocks are read from stdin
+# (listen on TCP, TLS or unix sockets as the test needs), with the same settings as
+# start_nginx; waits until READY_CMD (shell code, eval-ed here) succeeds.
+start_nginx_servers() {
+    local name=$1 ready=$2
+    local dir="$TEST_TMP/nginx-$name"
+    mkdir -p "$dir/tmp"
+    local user_line=""
+    [[ $(id -u) -eq 0 ]] && user_line="user root;"
+    {
+        cat <<NGINX
+$user_line
+daemon off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    client_max_body_size 0;
+NGINX
+        cat
+        echo "}"
+    } >"$dir/nginx.conf"
+    start "nginx-$name" /usr/sbin/nginx -c "$dir/nginx.conf" -p "$dir"
+    wait_until 10 eval "$ready" || fail "nginx $name did not start: $(cat "$dir/error.log")"
+}
+
+# unix_socket_open PATH: something accepts connections on the unix socket PATH.
+unix_socket_open() {
+    python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])' "$1"
+}
