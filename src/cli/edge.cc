@@ -36,6 +36,8 @@ int run_edge_command(int argc, char** argv) {
     opts.add_int("workers", &cfg.workers, 0, 1024, "reactor threads (0: one per core)");
     opts.add_int("max-connectors-per-tunnel", &cfg.max_connectors_per_tunnel, 1, 1000000,
                  "distinct connectors one tunnel may run");
+    opts.add_duration("grace-period", &cfg.grace_period,
+                      "on SIGTERM, how long in-flight requests may take (default 30s)");
     opts.add_string("loglevel", &loglevel, "debug, info, warn, error, fatal");
     opts.add_string("output", &output, "log format: text or json");
     opts.add_bool("help", &help, "show this help");

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -33,9 +34,11 @@ namespace cfd::control {
 namespace {
 
 std::atomic<int> g_signal{0};
+std::atomic<int> g_signals{0};  // how many arrived: the second one stops without waiting
 
 void on_signal(int sig) {
     g_signal.store(sig, std::memory_order_relaxed);
+    g_signals.fetch_add(1, std::memory_order_relaxed);
 }
 
 constexpr Millis kControlTick{100};
@@ -342,6 +345,8 @@ public:
                 reg_.connection_closed(d.details.uuid);
                 drop_connector_if_gone(tunnel, connector);
             }
+        } else if (m.tag == edge::kMsgDrained) {
+            drained_++;
         } else if (m.tag == edge::kMsgConnClosed || m.tag == edge::kMsgConnUnrouted) {
             Uuid id = edge::uuid_from_words(m.a, m.b);
             auto it = conns_.find(std::string(id.raw()));
@@ -372,9 +377,30 @@ public:
 
     void on_timer(reactor::TimerId, uint64_t) override {
         dead_.clear();
-        if (int sig = g_signal.load(std::memory_order_relaxed); sig != 0 && !stopping_) {
-            stop(sig);
-            return;
+        int sig = g_signal.load(std::memory_order_relaxed);
+        int count = g_signals.load(std::memory_order_relaxed);
+        if (sig != 0 && !stopping_) {
+            if (!draining_) {
+                begin_drain(sig);
+            } else if (count > signals_at_drain_) {
+                log::warn(std::string("Second signal ") + strsignal(sig) + ": stopping now");
+                stop(sig);
+                return;
+            }
+        }
+        if (draining_ && !stopping_) {
+            if (drained_ >= workers_) {
+                log::info("Every public request finished: closing the tunnel connections");
+                stop(sig);
+                return;
+            }
+            if (std::chrono::steady_clock::now() >= drain_deadline_) {
+                log::warn("Grace period over: closing the requests and tunnel connections left",
+                          {{"gracePeriod", format_duration(cfg_.grace_period)}});
+                stop(sig);
+                return;
+            }
+            post_drain();  // to workers a full queue refused
         }
         ticks_++;
         if (ticks_ % kHeartbeatTicks == 0) {
@@ -387,6 +413,29 @@ public:
         }
         (void)r_.add_timer(kControlTick, this);
     }
+
+    // SIGTERM, first step: workers stop accepting (a new edge process on the same ports takes
+    // over) and finish their public requests; /ready turns 503. The tunnel connections stay
+    // until then, so in-flight requests complete; stop() closes them.
+    void begin_drain(int sig) {
+        draining_ = true;
+        signals_at_drain_ = g_signals.load(std::memory_order_relaxed);
+        drain_deadline_ = std::chrono::steady_clock::now() + cfg_.grace_period;
+        log::info("Initiating graceful shutdown: no new connections, finishing public requests",
+                  {{"signal", strsignal(sig)}, {"gracePeriod", format_duration(cfg_.grace_period)}});
+        drain_posted_.assign(workers_, false);
+        post_drain();
+    }
+    void post_drain() {
+        for (uint32_t i = 0; i < drain_posted_.size(); i++) {
+            if (!drain_posted_[i]) {
+                reactor::Message m;
+                m.tag = edge::kMsgDrain;
+                drain_posted_[i] = static_cast<bool>(group_.post(i, m));
+            }
+        }
+    }
+    bool draining() const { return draining_; }
 
     void stop(int sig) {
         stopping_ = true;
@@ -491,6 +540,11 @@ private:
     uint64_t accepted_ = 0;
     uint64_t refused_ = 0;
     bool stopping_ = false;
+    bool draining_ = false;
+    uint32_t drained_ = 0;
+    int signals_at_drain_ = 0;
+    std::vector<bool> drain_posted_;
+    std::chrono::steady_clock::time_point drain_deadline_{};
 };
 
 void HttpLink::on_recv(net::Connection&, net::LentBuf data) {
@@ -529,10 +583,13 @@ void HttpLink::on_recv(net::Connection&, net::LentBuf data) {
                 if (path == "/metrics") {
                     respond(200, "text/plain; version=0.0.4", s_.metrics_text(), keep);
                 } else if (path == "/ready") {
+                    // 503 once draining: load balancers and probes stop sending here.
+                    int code = s_.draining() ? 503 : 200;
                     size_t n = s_.live_connections();
-                    std::string b = "{\"status\":200,\"readyConnections\":" + std::to_string(n) +
+                    std::string b = "{\"status\":" + std::to_string(code) +
+                                    ",\"readyConnections\":" + std::to_string(n) +
                                     ",\"location\":\"" + s_.config().location + "\"}";
-                    respond(200, "application/json", b, keep);
+                    respond(code, "application/json", b, keep);
                 } else if (path == "/healthcheck") {
                     respond(200, "text/plain; charset=utf-8", "OK\n", keep);
                 } else {
@@ -633,6 +690,7 @@ Result<std::string> load_or_create_token(const std::string& dir) {
 
 int run_edge(const EdgeConfig& cfg) {
     g_signal.store(0, std::memory_order_relaxed);  // a signal from an earlier run is spent
+    g_signals.store(0, std::memory_order_relaxed);
     log::info("Starting edge", {{"location", cfg.location}});
     log::info(std::string("Version ") + kVersion);
     std::string dir = store_folder(cfg.store);

@@ -97,6 +97,7 @@ void PublicSession::feed(std::string_view bytes) {
         return;
     }
     in_.append(bytes);
+    head_begun_ = head_begun_ || !bytes.empty();
     process();
 }
 
@@ -117,6 +118,19 @@ void PublicSession::feed_eof() {
     }
     keep_alive_ = false;  // answer what was asked, then close
     process();
+}
+
+void PublicSession::drain() {
+    draining_ = true;
+    if (closing_) {
+        return;
+    }
+    if (idle() && !head_begun_ && in_off_ == in_.size()) {
+        closing_ = true;
+        io_.close_after_flush();
+        return;
+    }
+    keep_alive_ = false;
 }
 
 void PublicSession::on_writable() {
@@ -156,6 +170,9 @@ void PublicSession::process_once() {
         std::string_view in(in_.data() + in_off_, in_.size() - in_off_);
         http1::Step s = parser_.feed(in);
         in_off_ += parser_.consumed();
+        if (phase_ == Phase::Head && parser_.consumed() > 0) {
+            head_begun_ = true;
+        }
         if (s == http1::Step::NeedMore) {
             if (eof_ && phase_ != Phase::Head && !req_done_) {
                 close_now();
@@ -284,7 +301,7 @@ bool PublicSession::retry() {
 void PublicSession::start_exchange() {
     const http1::RequestHead& h = parser_.head();
     exchanges_++;
-    keep_alive_ = h.keep_alive;
+    keep_alive_ = h.keep_alive && !draining_;
     head_request_ = h.method == "HEAD";
     http10_ = h.version_major == 1 && h.version_minor == 0;
     req_done_ = false;
@@ -367,6 +384,7 @@ void PublicSession::maybe_finish() {
 
 void PublicSession::finish_exchange() {
     detach_stream();
+    head_begun_ = false;
     if (!keep_alive_ || eof_) {
         closing_ = true;
         io_.close_after_flush();

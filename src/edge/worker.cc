@@ -565,6 +565,45 @@ void Worker::link_closed(PublicLink& l) {
         dead_publics_.push_back(std::move(it->second));
         publics_.erase(it);
     }
+    check_drained();
+}
+
+void Worker::drain() {
+    if (draining_) {
+        return;
+    }
+    draining_ = true;
+    if (tunnel_listener_ != nullptr) {
+        tunnel_listener_->close();
+        tunnel_listener_ = nullptr;
+    }
+    if (public_listener_ != nullptr) {
+        public_listener_->close();
+        public_listener_ = nullptr;
+    }
+    std::vector<PublicLink*> pubs;
+    pubs.reserve(publics_.size());
+    for (auto& [p, l] : publics_) {
+        pubs.push_back(p);
+    }
+    for (PublicLink* p : pubs) {
+        if (PublicSession* s = p->session()) {
+            s->drain();
+        }
+    }
+    check_drained();
+}
+
+void Worker::check_drained() {
+    if (!draining_ || drained_sent_ || !publics_.empty() || relay_server_->open_streams() > 0) {
+        return;
+    }
+    reactor::Message m;
+    m.tag = kMsgDrained;
+    m.a = r_.index();
+    if (cfg_.control == nullptr || cfg_.control->post_external(m)) {
+        drained_sent_ = true;  // otherwise the next tick tries again
+    }
 }
 
 void Worker::on_message(reactor::Reactor&, const reactor::Message& m) {
@@ -583,6 +622,8 @@ void Worker::on_message(reactor::Reactor&, const reactor::Message& m) {
                 break;
             }
         }
+    } else if (m.tag == kMsgDrain) {
+        drain();
     } else if (is_relay_reply(m.tag)) {
         relay_to(m.from).on_message(m);
     } else if (is_relay_message(m.tag)) {
@@ -621,6 +662,7 @@ void Worker::on_timer(reactor::TimerId, uint64_t) {
     for (PublicLink* p : pubs) {
         p->close_if_idle(now, cfg_.public_idle_timeout);
     }
+    check_drained();
     if (!r_.stop_requested()) {
         (void)r_.add_timer(kTick, this);
     }

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cfd/core/duration.h"
 #include "cfd/core/result.h"
 
 namespace cfd::control {
@@ -32,6 +33,8 @@ struct EdgeConfig {
     std::string key;
     int64_t workers = 0;  // 0: one per core
     int64_t max_connectors_per_tunnel = 100;
+    // SIGTERM: how long in-flight public requests may take before the tunnel connections close.
+    Millis grace_period{30000};
 };
 
 // Runs until SIGTERM/SIGINT. Returns a process exit code.

@@ -22,6 +22,8 @@ enum MsgTag : uint32_t {
     kMsgRoutes,          // control -> worker: ptr = RouteTable (the worker keeps it)
     kMsgConnUnrouted,    // worker -> control: a, b = connection UUID, c = core (draining)
     kMsgCloseConn,       // control -> worker: a, b = connection UUID (replaced by a new one)
+    kMsgDrain,           // control -> worker: stop accepting, finish public requests
+    kMsgDrained,         // worker -> control: a = core; no public request is left there
     // The cross-core relay (cfd/edge/relay.h); `a` is the stream id on the opening core.
     kMsgRelayOpen,      // A -> B: ptr = the request
     kMsgRelayBody,      // A -> B: ptr = body bytes (may be empty), b = 1 when the body ends

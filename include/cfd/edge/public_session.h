@@ -112,6 +112,9 @@ public:
     // False: stop reading from the client (input held, or the connection is ending).
     bool wants_input() const;
     bool closing() const { return closing_; }
+    // The edge is draining: the exchange in progress (or the next, if a head has begun) is the
+    // connection's last, answered with Connection: close; an idle connection closes now.
+    void drain();
     // Between requests (or inside a head): no stream, nothing owed to the client. The glue
     // closes such a connection once it was silent for its idle timeout (slow heads included).
     bool idle() const { return phase_ == Phase::Head && tunnel_ == nullptr && !closing_; }
@@ -156,6 +159,8 @@ private:
     bool closing_ = false;
     bool eof_ = false;
     bool in_process_ = false;
+    bool draining_ = false;
+    bool head_begun_ = false;  // bytes arrived since the last exchange finished
     bool again_ = false;
     uint64_t exchanges_ = 0;
     uint64_t retries_ = 0;

@@ -89,6 +89,7 @@ public:
     void unroute(TunnelLink& l);
     void link_closed(TunnelLink& l);
     void link_closed(PublicLink& l);
+    bool draining() const { return draining_; }
     reactor::Reactor& reactor() { return r_; }
     const WorkerConfig& config() const { return cfg_; }
 
@@ -106,6 +107,11 @@ private:
     uint64_t random();
     RelayClient& relay_to(uint32_t core);
     void on_answer(std::unique_ptr<RegisterAnswerMsg> a);
+    // SIGTERM (kMsgDrain): the listeners close (a new edge process on the same ports takes the
+    // new connections), public connections finish what they started and close; once none is
+    // left (relayed streams from other cores included) the control thread hears kMsgDrained.
+    void drain();
+    void check_drained();
     void post_closed(const Uuid& conn_id);
 
     struct Acceptor : net::AcceptHandler {
@@ -136,6 +142,8 @@ private:
     // Messages a full mailbox refused, per target core, sent in order on the next loop turns.
     std::vector<std::deque<reactor::Message>> outbox_;
     bool turn_hooked_ = false;
+    bool draining_ = false;
+    bool drained_sent_ = false;
     Counters counters_;
 };
 
