@@ -4,6 +4,10 @@
 // ~/.cfdtunnel/config.ini, else /etc/cfdtunnel/config.ini when present) and from flags of the
 // same names, flags winning. Ingress rules come from the same file's [ingress "..."] sections,
 // or --url alone makes one catch-all rule.
+//
+// This (main) thread is the control thread: it starts the Connector's reactors, then runs a
+// small reactor of its own that serves --metrics (/ready, /healthcheck, /metrics) and, between
+// turns, takes SIGTERM/SIGINT (blocked in every thread, taken here with sigtimedwait).
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,8 +23,12 @@
 #include "cfd/connector/connector.h"
 #include "cfd/connector/credentials.h"
 #include "cfd/connector/ingress.h"
+#include "cfd/connector/metrics.h"
 #include "cfd/connector/rule_router.h"
+#include "cfd/control/http_server.h"
 #include "cfd/core/log.h"
+#include "cfd/core/prometheus.h"
+#include "cfd/reactor/reactor.h"
 #include "cfd/core/version.h"
 #include "cli/api_client.h"
 #include "cli/command.h"
@@ -31,6 +39,14 @@ namespace {
 
 constexpr const char* kSynopsis = "tunnel run [flags] [NAME-or-ID]";
 constexpr const char* kDefaultEdge = "127.0.0.1:7844";
+// cloudflared's default metrics address and its fallbacks, tried in order when --metrics is not
+// given (several connectors on one host each find a port).
+constexpr const char* kDefaultMetricsHost = "localhost";
+constexpr uint16_t kDefaultMetricsPort = 20241;
+constexpr uint16_t kDefaultMetricsPorts = 5;  // 20241..20245
+// How long one control-loop turn waits for metrics traffic before it looks for a signal: the
+// bound on how late a SIGTERM starts the drain.
+constexpr Millis kControlTick{100};
 
 struct RunFlags {
     std::string config;
@@ -68,7 +84,9 @@ void add_flags(config::OptionSet& set, RunFlags& f) {
     set.add_int("workers", &f.workers, 0, 1024, "reactor threads (0: one per CPU)");
     set.add_string("edge-server-name", &f.edge_server_name,
                    "TLS server name the edge's certificate must carry");
-    set.add_string("metrics", &f.metrics, "metrics and readiness address (reserved)");
+    set.add_string("metrics", &f.metrics,
+                   "address of /ready, /healthcheck and /metrics (default localhost:20241, "
+                   "then 20242..20245 when taken)");
     set.add_string("api", &f.api, "management API, to find a tunnel by name");
     set.add_string("api-token", &f.api_token, "management API token");
 }
@@ -212,6 +230,71 @@ Result<std::unique_ptr<connector::Router>, std::string> load_router(
 
 const char* signal_name(int sig) { return sig == SIGINT ? "interrupt" : "terminated"; }
 
+// GET answers of the metrics server, from the connector's counters (control thread).
+class MetricsRoutes final : public control::HttpRoutes {
+public:
+    explicit MetricsRoutes(const connector::Connector& c) : c_(c) {}
+    control::HttpReply get(std::string_view path) override {
+        if (path == "/healthcheck") {
+            return {200, "text/plain; charset=utf-8", "OK\n"};
+        }
+        if (path == "/ready") {
+            auto a = connector::ready_answer(c_.metrics_snapshot());
+            return {a.status, "application/json", std::move(a.body)};
+        }
+        if (path == "/metrics") {
+            return {200, std::string(prom::kContentType),
+                    connector::render_metrics(c_.metrics_snapshot())};
+        }
+        return {404, "text/plain; charset=utf-8", "404 page not found\n"};
+    }
+
+private:
+    const connector::Connector& c_;
+};
+
+// The metrics server: on `flag` when given (failing to bind it is an error naming it), else on
+// the first free port of localhost:20241..20245. Null, with a warning, when every default port
+// is taken: the tunnel itself works without it.
+Result<std::unique_ptr<control::HttpServer>, std::string> open_metrics(
+    reactor::Reactor& r, const std::string& flag, control::HttpRoutes& routes) {
+    if (!flag.empty()) {
+        auto a = net::SockAddr::parse(flag);
+        if (!a) {
+            return "--metrics " + flag + ": " + a.error().message();
+        }
+        auto s = control::HttpServer::open(r, *a, routes);
+        if (!s) {
+            return "--metrics " + flag + ": cannot listen: " + s.error().message();
+        }
+        return std::move(*s);
+    }
+    std::string first;
+    for (uint16_t i = 0; i < kDefaultMetricsPorts; i++) {
+        std::string addr = std::string(kDefaultMetricsHost) + ":" +
+                           std::to_string(kDefaultMetricsPort + i);
+        auto a = net::SockAddr::parse(addr);
+        if (!a) {
+            return "metrics address " + addr + ": " + a.error().message();
+        }
+        auto s = control::HttpServer::open(r, *a, routes);
+        if (s) {
+            if (i > 0) {
+                log::info("Default metrics address " + first + " is in use: using " + addr);
+            }
+            return std::move(*s);
+        }
+        if (i == 0) {
+            first = addr;
+        }
+        log::debug("Cannot listen on a default metrics address",
+                   {{"address", addr}, {"error", s.error().message()}});
+    }
+    log::warn("Every default metrics address (localhost:20241..20245) is in use: no metrics "
+              "server; give --metrics ADDRESS");
+    return std::unique_ptr<control::HttpServer>();
+}
+
 int run_tunnel_run(int argc, char** argv) {
     RunFlags f;
     config::OptionSet set;
@@ -305,19 +388,61 @@ int run_tunnel_run(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
     connector::Connector conn(opts);
+    MetricsRoutes routes(conn);
+    // Declared before the reactor, so destroyed after it: the server must outlive the
+    // reactor's last callbacks.
+    std::unique_ptr<control::HttpServer> metrics;
+    reactor::ReactorOptions cro;
+    cro.log_features = false;
+    cro.buf_count = 64;
+    cro.max_objects = 256;
+    cro.sq_entries = 64;
+    cro.cq_entries = 256;
+    auto control = reactor::Reactor::create(cro);
+    if (!control) {
+        return failure("cannot create the control reactor: " + control.error().message());
+    }
+    // Bound before any connection is made: a wrong --metrics fails fast.
+    auto m = open_metrics(**control, f.metrics, routes);
+    if (!m) {
+        return failure(m.error());
+    }
+    metrics = std::move(*m);
+    if (metrics) {
+        log::info("Starting metrics server on " + metrics->local().str() + "/metrics");
+    }
+    // One control-loop turn: serve metrics traffic for up to kControlTick, then take a pending
+    // signal without waiting (0 when none).
+    auto turn = [&]() -> int {
+        (*control)->run_once(kControlTick);
+        timespec zero{0, 0};
+        int s = sigtimedwait(&sigs, nullptr, &zero);
+        return s > 0 ? s : 0;
+    };
+    // Ends the metrics server and the control reactor (before the connector's cores go away:
+    // the routes read them).
+    auto stop_control = [&]() {
+        if (metrics) {
+            metrics->close();
+        }
+        (*control)->request_stop();
+        (*control)->run();
+    };
+
     if (auto s = conn.start(); !s) {
+        stop_control();
         return failure("cannot start the connector: " + tls::describe(s.error()));
     }
     const auto& stats = conn.stats();
     const int total = static_cast<int>(opts.ha_connections);
-    timespec tick{0, 250 * 1000 * 1000};
     int sig = 0;
     for (;;) {
-        sig = sigtimedwait(&sigs, nullptr, &tick);
+        sig = turn();
         if (sig > 0) {
             break;
         }
         if (stats.ever_registered.load() == 0 && stats.permanent_refusals.load() >= total) {
+            stop_control();
             conn.stop();
             return failure("The edge refused every connection of this tunnel and asked not to "
                            "retry (see the errors above): check the credentials; exiting");
@@ -333,13 +458,14 @@ int run_tunnel_run(int argc, char** argv) {
             log::warn("Grace period over: closing the connections that are left");
             break;
         }
-        sig = sigtimedwait(&sigs, nullptr, &tick);
+        sig = turn();
         if (sig > 0) {
             log::warn(std::string("Second signal ") + signal_name(sig) + ": exiting now");
             std::fflush(nullptr);
             ::_exit(kExitFailure);
         }
     }
+    stop_control();
     conn.stop();
     log::info("Tunnel server stopped");
     return kExitOk;

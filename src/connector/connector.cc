@@ -36,6 +36,9 @@ struct Connector::Core final : reactor::MessageHandler {
     }
 
     tls::Context tls;
+    // Counted by this core's proxies (every link's, across reconnects), read by the control
+    // thread for /metrics.
+    ProxyStats proxy_stats;
     std::unique_ptr<OriginPool> pool;
     std::vector<std::unique_ptr<EdgeLink>> links;
 };
@@ -82,6 +85,7 @@ Status Connector::start() {
             cfg.server_name = opts_.server_name;
             cfg.dial_timeout = opts_.dial_timeout;
             cfg.backoff = opts_.backoff;
+            cfg.proxy.stats = &core.proxy_stats;
             core.links.push_back(std::make_unique<EdgeLink>(r, *core.pool, core.tls, *opts_.router,
                                                             std::move(id), cfg, stats_));
         }
@@ -114,7 +118,22 @@ void Connector::post_all(uint32_t tag) {
     }
 }
 
-void Connector::drain() { post_all(kMsgDrain); }
+void Connector::drain() {
+    draining_.store(true, std::memory_order_relaxed);
+    post_all(kMsgDrain);
+}
+
+MetricsSnapshot Connector::metrics_snapshot() const {
+    MetricsSnapshot s;
+    s.connector_id = opts_.connector_id;
+    s.ready_connections = stats_.registered.load(std::memory_order_relaxed);
+    s.draining = draining();
+    for (const auto& c : cores_) {
+        add_proxy_stats(s, c->proxy_stats);
+    }
+    s.resident_memory_bytes = resident_memory_bytes();
+    return s;
+}
 
 void Connector::stop() {
     if (stopped_ || !group_) {

@@ -70,9 +70,16 @@ struct Proxy::Stream {
 };
 
 Proxy::Proxy(const Router& router, OriginDialer& dialer, ProxyLimits limits)
-    : router_(router), dialer_(dialer), limits_(limits) {}
+    : router_(router), dialer_(dialer), limits_(limits), stats_(limits.stats) {
+    if (stats_ == nullptr) {
+        own_stats_ = std::make_unique<Stats>();
+        stats_ = own_stats_.get();
+    }
+}
 
 Proxy::~Proxy() {
+    // The link went away with these streams open: they are not in flight any more.
+    bump(stats_->concurrent, -static_cast<int64_t>(streams_.size()));
     for (auto& [id, s] : streams_) {
         if (s->dialing) {
             dialer_.cancel(id);
@@ -103,6 +110,7 @@ void Proxy::release_link(Stream& s, bool reusable) {
 void Proxy::answer_local(Stream& s, int status, std::string_view meta, std::string_view body,
                          std::string_view content_type) {
     release_link(s, false);
+    count_status(status);
     s.local = true;
     s.head_sent = true;
     s.resp_done = true;
@@ -139,7 +147,7 @@ void Proxy::answer_local(Stream& s, int status, std::string_view meta, std::stri
 }
 
 void Proxy::fail(Stream& s, std::string_view why) {
-    stats_.errors++;
+    bump(stats_->errors);
     log::debug("origin request failed", {{"stream", s.id}, {"error", why}});
     if (s.head_sent) {
         // Too late for a status: the edge sees the stream reset.
@@ -157,7 +165,8 @@ void Proxy::fail(Stream& s, std::string_view why) {
 void Proxy::on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& headers,
                            bool end_stream) {
     CFD_CHECK(session_ != nullptr);
-    stats_.requests++;
+    bump(stats_->requests);
+    bump(stats_->concurrent, 1);
     auto owned = std::make_unique<Stream>(id, limits_.http1);
     Stream& s = *owned;
     streams_[id] = std::move(owned);
@@ -191,7 +200,8 @@ void Proxy::on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& 
         s.local = true;
         s.head_sent = true;
         s.resp_done = true;
-        stats_.origin_ok++;
+        bump(stats_->origin_ok);
+        count_status(s.svc->status);
         std::vector<http2::HeaderView> hv{{http2::kResponseHeaders, ""},
                                           {http2::kResponseMeta, http2::kMetaOrigin}};
         if (auto r = session_->h2().submit_response(id, s.svc->status, hv, false); !r) {
@@ -200,7 +210,7 @@ void Proxy::on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& 
         return;
     }
     case OriginService::Kind::HelloWorld:
-        stats_.origin_ok++;
+        bump(stats_->origin_ok);
         answer_local(s, 200, http2::kMetaOrigin, kHelloWorld, "text/html; charset=utf-8");
         return;
     case OriginService::Kind::Unsupported:
@@ -331,6 +341,13 @@ void Proxy::on_stream_close(int32_t id, uint32_t code) {
     }
     release_link(s, false);
     streams_.erase(it);
+    bump(stats_->concurrent, -1);
+}
+
+void Proxy::count_status(int status) {
+    if (status >= ProxyStats::kMinStatus && status <= ProxyStats::kMaxStatus) {
+        bump(stats_->by_status[static_cast<size_t>(status - ProxyStats::kMinStatus)]);
+    }
 }
 
 void Proxy::flush_request(Stream& s) {
@@ -397,7 +414,8 @@ void Proxy::submit_head(Stream& s) {
     bool has_body = h.body != http1::BodyKind::None || upgrade;
     int status = h.status == 101 ? 200 : h.status;
     s.head_sent = true;
-    stats_.origin_ok++;
+    bump(stats_->origin_ok);
+    count_status(status);
     if (auto r = session_->h2().submit_response(s.id, status, hv, has_body); !r) {
         release_link(s, false);
         s.resp_done = true;

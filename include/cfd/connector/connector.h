@@ -4,6 +4,7 @@
 // counters, drains and stops it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "cfd/connector/credentials.h"
 #include "cfd/connector/edge_link.h"
+#include "cfd/connector/metrics.h"
 #include "cfd/connector/origin.h"
 #include "cfd/core/result.h"
 #include "cfd/net/sock_addr.h"
@@ -41,6 +43,7 @@ public:
     // TLS contexts (errors name the CA file), then the reactors and the connections.
     [[nodiscard]] Status start();
     // Every connection calls unregisterConnection and closes once its streams are done.
+    // draining() turns true at once (readiness answers 503 from then on).
     void drain();
     // Every connection closes now; returns once all are closed (bounded by a few seconds),
     // then stops the reactors.
@@ -49,6 +52,13 @@ public:
     const ConnectorStats& stats() const { return stats_; }
     uint32_t connections() const { return opts_.ha_connections; }
     uint32_t workers() const { return group_ ? group_->size() : 0; }
+    bool draining() const { return draining_.load(std::memory_order_relaxed); }
+    const Uuid& connector_id() const { return opts_.connector_id; }
+
+    // The counters /ready and /metrics answer from: every core's proxy counters summed (relaxed
+    // loads; the reactors keep counting meanwhile). Control thread only, between start() and
+    // stop() (the cores must not come or go meanwhile).
+    MetricsSnapshot metrics_snapshot() const;
 
 private:
     struct Core;
@@ -59,6 +69,7 @@ private:
     std::unique_ptr<reactor::ReactorGroup> group_;
     std::vector<std::unique_ptr<Core>> cores_;
     bool stopped_ = false;
+    std::atomic<bool> draining_{false};
 };
 
 }  // namespace cfd::connector

@@ -15,6 +15,8 @@
 // After each of those calls (and after each TunnelSession::feed()), the owner pumps the tunnel.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -52,6 +54,38 @@ public:
     virtual void cancel(int32_t id) = 0;
 };
 
+// What the proxies of one core count, for /metrics (cloudflared's tunnel_* metrics). Every field
+// is written only by the thread of the reactor that owns the proxies (a plain load and store,
+// never a locked read-modify-write: see bump()), and read by the control thread with relaxed
+// loads when it is scraped; the sum over cores is the connector's. Counters are monotonic; a
+// scrape may see one field a request ahead of another, which Prometheus tolerates.
+struct ProxyStats {
+    static constexpr int kMinStatus = 100;
+    static constexpr int kMaxStatus = 599;
+
+    std::atomic<uint64_t> requests{0};   // streams the edge opened (every kind)
+    std::atomic<uint64_t> errors{0};     // 502s we answered, resets after the head
+    std::atomic<uint64_t> origin_ok{0};  // responses that came from an origin
+    std::atomic<int64_t> concurrent{0};  // streams open now
+    // Responses by :status as sent to the edge (a WebSocket's 101 counts as its 200).
+    std::array<std::atomic<uint64_t>, kMaxStatus - kMinStatus + 1> by_status{};
+
+    uint64_t responses(int status) const {
+        return status < kMinStatus || status > kMaxStatus
+                   ? 0
+                   : by_status[static_cast<size_t>(status - kMinStatus)].load(
+                         std::memory_order_relaxed);
+    }
+};
+
+// One more on a single-writer counter: no lock prefix on the data path.
+inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+inline void bump(std::atomic<int64_t>& c, int64_t n) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
 struct ProxyLimits {
     // Response bytes buffered per stream before origin reads pause; resumed below half.
     size_t response_buffer = 256 << 10;
@@ -59,6 +93,11 @@ struct ProxyLimits {
     // bytes are also held by the stream's HTTP/2 window, so this is the window plus framing.
     size_t max_request_queue = 4 << 20;
     http1::Limits http1;
+    // Where the proxy counts: the core's ProxyStats, shared by the proxies of that core's tunnel
+    // connections so that counts survive reconnects (a link makes a new Proxy each time).
+    // Null: the proxy's own. It rides in ProxyLimits because that is how EdgeLinkConfig hands
+    // the proxy its settings.
+    ProxyStats* stats = nullptr;
 };
 
 // The page hello_world answers with.
@@ -86,12 +125,8 @@ public:
     void origin_writable(int32_t id);
 
     size_t streams() const { return streams_.size(); }
-    struct Stats {
-        uint64_t requests = 0;
-        uint64_t errors = 0;      // 502s we answered, resets after the head
-        uint64_t origin_ok = 0;   // responses that came from an origin
-    };
-    const Stats& stats() const { return stats_; }
+    using Stats = ProxyStats;
+    const Stats& stats() const { return *stats_; }
 
     // StreamSink
     void on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& headers,
@@ -116,13 +151,15 @@ private:
     void body_arrived(Stream& s);
     void release_link(Stream& s, bool reusable);
     bool retry_stale(Stream& s);
+    void count_status(int status);
 
     const Router& router_;
     OriginDialer& dialer_;
     ProxyLimits limits_;
     TunnelSession* session_ = nullptr;
     std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
-    Stats stats_;
+    std::unique_ptr<Stats> own_stats_;  // only when limits.stats is null
+    Stats* stats_;                      // never null
 };
 
 }  // namespace cfd::connector

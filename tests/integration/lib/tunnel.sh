@@ -42,6 +42,7 @@ create_tunnel() {
 }
 
 # start_connector NAME URL [flags...]: a connector to every started edge (2 connections each).
+# Without --metrics in the flags it gets a free metrics port (CONNECTOR_DEFAULT_METRICS=1: none).
 start_connector() {
     local name=$1 url=$2
     shift 2
@@ -49,8 +50,13 @@ start_connector() {
     for loc in "${!EDGE_IP[@]}"; do
         edges+=(--edge "${EDGE_IP[$loc]}:${EDGE_TUNNEL[$loc]}")
     done
+    # A free metrics port of its own, unless the test gives one or tests the default ports.
+    local metrics=()
+    if [[ " $* " != *" --metrics "* && -z ${CONNECTOR_DEFAULT_METRICS:-} ]]; then
+        metrics=(--metrics "127.0.0.1:$(free_port)")
+    fi
     start "$name" "$CFD_BIN" tunnel run --credentials-file "$CRED" --url "$url" \
-        --cacert "$STORE/ca.pem" "${edges[@]}" "$@"
+        --cacert "$STORE/ca.pem" "${edges[@]}" "${metrics[@]}" "$@"
     CONNECTOR_PID=$LAST_PID
 }
 

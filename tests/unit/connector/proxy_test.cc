@@ -445,3 +445,60 @@ TEST_CASE("proxy: a pooled connection closed before any answer is retried once, 
     CHECK(f.dialer.dials.size() == 2);
     CHECK(f.edge.streams[id].status == 502);
 }
+
+TEST_CASE("proxy: stats count requests, statuses, errors and streams in flight") {
+    ProxyFixture f;
+    int32_t a = f.edge.request(f.get("/a"));
+    int32_t b = f.edge.request(f.get("/b"));
+    REQUIRE(f.run());
+    CHECK(f.proxy.stats().requests == 2);
+    CHECK(f.proxy.stats().concurrent == 2);
+    f.connect_all();
+    REQUIRE(f.run());
+    f.proxy.origin_data(a, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    REQUIRE(f.run());
+    CHECK(f.edge.streams[a].ended);
+    CHECK(f.proxy.stats().concurrent == 1);
+    f.proxy.origin_closed(b, Error{Errc::Closed, 0, "reset"});
+    REQUIRE(f.run());
+    CHECK(f.edge.streams[b].status == 502);
+    const ProxyStats& st = f.proxy.stats();
+    CHECK(st.responses(200) == 1);
+    CHECK(st.responses(502) == 1);
+    CHECK(st.responses(404) == 0);
+    CHECK(st.responses(42) == 0);  // outside 100..599: never counted, never out of bounds
+    CHECK(st.errors == 1);
+    CHECK(st.origin_ok == 1);
+    CHECK(st.concurrent == 0);
+}
+
+TEST_CASE("proxy: a shared ProxyStats outlives the proxies that count into it") {
+    ProxyStats shared;
+    ProxyLimits limits;
+    limits.stats = &shared;
+    {
+        ProxyFixture f("http_status:204", limits);
+        f.edge.request(f.get());
+        REQUIRE(f.run());
+        CHECK(&f.proxy.stats() == &shared);
+        CHECK(shared.concurrent == 0);
+    }
+    {
+        // A stream still waiting for its origin when the proxy goes (the link was lost): it is
+        // no longer in flight.
+        ProxyFixture f("http://127.0.0.1:8080", limits);
+        f.edge.request(f.get());
+        REQUIRE(f.run());
+        CHECK(shared.concurrent == 1);
+    }
+    CHECK(shared.concurrent == 0);
+    CHECK(shared.requests == 2);
+    CHECK(shared.responses(204) == 1);
+    {
+        ProxyFixture f("http_status:204", limits);
+        f.edge.request(f.get());
+        REQUIRE(f.run());
+    }
+    CHECK(shared.requests == 3);
+    CHECK(shared.responses(204) == 2);
+}
