@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 
 #include "tls/byte_buffer.h"
 #include "tls/wolf.h"
@@ -16,6 +17,12 @@ struct Session::Impl {
     WOLFSSL* ssl = nullptr;
     ByteBuffer in;   // fed ciphertext, drained by on_recv
     ByteBuffer out;  // ciphertext appended by on_send, drained by consume_output
+    // During read_from() only: the caller's ciphertext, served by on_recv after `in`, and how
+    // much of it wolfSSL took. Empty outside that call, so nothing points at a returned chunk.
+    std::string_view lent;
+    size_t lent_used = 0;
+    // During write(plaintext, sink) only: offered each record before `out` is.
+    OutputSink* sink = nullptr;
     bool server = false;
     bool done = false;           // handshake finished
     bool shutdown_sent = false;  // our close_notify is queued
@@ -58,22 +65,58 @@ struct Session::Impl {
 
 namespace {
 
-// wolfSSL's receive callback: hands over fed ciphertext, or asks to be called again later.
+// wolfSSL's receive callback: hands over fed ciphertext, then the span lent by read_from() (the
+// fed bytes arrived first), or asks to be called again later. wolfSSL asks for exactly what it
+// needs (a record header, then the rest of the record), so it never holds more than one record.
 int on_recv(WOLFSSL*, char* buf, int sz, void* ctx) {
     auto* im = static_cast<Session::Impl*>(ctx);
-    if (im->in.empty()) {
+    size_t want = static_cast<size_t>(sz);
+    size_t n = im->in.empty() ? 0 : im->in.take(buf, want);
+    size_t left = im->lent.size() - im->lent_used;
+    if (n < want && left > 0) {
+        size_t k = std::min(want - n, left);
+        std::memcpy(buf + n, im->lent.data() + im->lent_used, k);
+        im->lent_used += k;
+        n += k;
+    }
+    if (n == 0) {
         return WOLFSSL_CBIO_ERR_WANT_READ;
     }
-    return static_cast<int>(im->in.take(buf, static_cast<size_t>(sz)));
+    return static_cast<int>(n);
 }
 
 // wolfSSL's send callback: never blocks, the caller drains pending_output(). write() bounds how
-// much application data gets here; handshake flights and alerts are small.
+// much application data gets here; handshake flights and alerts are small. A sink gets the bytes
+// first, but only while nothing is pending, or it would send them ahead of older ones.
 int on_send(WOLFSSL*, char* buf, int sz, void* ctx) {
     auto* im = static_cast<Session::Impl*>(ctx);
-    im->out.append(buf, static_cast<size_t>(sz));
+    size_t n = static_cast<size_t>(sz);
+    size_t taken = 0;
+    if (im->sink != nullptr && im->out.empty()) {
+        taken = std::min(n, im->sink->take_ciphertext({buf, n}));
+    }
+    im->out.append(buf + taken, n - taken);
     return sz;
 }
+
+// Lends `ciphertext` to on_recv for one read_from() call; takes it back on every return path.
+class Lend {
+public:
+    Lend(Session::Impl& im, std::string_view ciphertext) : im_(im) {
+        im_.lent = ciphertext;
+        im_.lent_used = 0;
+    }
+    ~Lend() {
+        im_.lent = {};
+        im_.lent_used = 0;
+    }
+    Lend(const Lend&) = delete;
+    Lend& operator=(const Lend&) = delete;
+    size_t used() const { return im_.lent_used; }
+
+private:
+    Session::Impl& im_;
+};
 
 // The raw bytes of an IPv4 or IPv6 literal, empty for anything else.
 std::string ip_bytes(const std::string& s) {
@@ -270,6 +313,66 @@ Result<size_t> Session::read(char* buf, size_t cap) {
         return Err{Errc::Closed, 0, "tls read"};
     }
     return im.fail(e, "tls read");
+}
+
+Result<ReadProgress> Session::read_from(std::string_view ciphertext, char* buf, size_t cap) {
+    Impl& im = *impl_;
+    if (im.failed) {
+        return im.error;
+    }
+    if (im.peer_closed) {
+        return Err{Errc::Closed, 0, "tls read"};
+    }
+    Lend lend(im, ciphertext);
+    ReadProgress p;
+    if (!im.done) {
+        auto step = handshake();
+        if (!step) {
+            return step.error();
+        }
+        if (*step == HandshakeStep::NeedMore) {
+            p.used = lend.used();
+            return p;
+        }
+    }
+    // One wolfSSL_read returns at most one record: loop to fill `buf`, so that the caller gets
+    // 64 KiB of plaintext in one piece rather than four 16 KiB ones.
+    while (p.plain < cap) {
+        int want = static_cast<int>(std::min<size_t>(cap - p.plain, INT_MAX));
+        int r = wolfSSL_read(im.ssl, buf + p.plain, want);
+        if (r > 0) {
+            p.plain += static_cast<size_t>(r);
+            continue;
+        }
+        int e = wolfSSL_get_error(im.ssl, r);
+        if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE) {
+            break;
+        }
+        // Plaintext decrypted before a close_notify or a failure is genuine: hand it over now,
+        // the next call reports what came after it.
+        if (e == WOLFSSL_ERROR_ZERO_RETURN) {
+            im.peer_closed = true;
+            if (p.plain == 0) {
+                return Err{Errc::Closed, 0, "tls read"};
+            }
+            break;
+        }
+        Error err = im.fail(e, "tls read");
+        if (p.plain == 0) {
+            return err;
+        }
+        break;
+    }
+    p.used = lend.used();
+    return p;
+}
+
+Result<size_t> Session::write(std::string_view plaintext, OutputSink& sink) {
+    Impl& im = *impl_;
+    im.sink = &sink;
+    auto r = write(plaintext);
+    im.sink = nullptr;
+    return r;
 }
 
 Result<size_t> Session::write(std::string_view plaintext) {

@@ -1,8 +1,13 @@
 // TLS on a reactor Connection, for the TLS echo test and the throughput benchmark: the sans-I/O
 // tls::Session between the socket (lent receive chunks in, out-queue out) and an application
-// that sees plaintext. Every hop is bounded: lent chunks by the connection's buffer quota, the
-// session's input by Session::kMaxBufferedInput, its output by kOutputHighWater, the socket's
-// out-queue by ConnOptions::out_cap.
+// that sees plaintext. Every hop is bounded: lent chunks by the connection's buffer quota (held
+// while reading is paused), wolfSSL's input by one record, the session's output by
+// kOutputHighWater, the socket's out-queue by ConnOptions::out_cap.
+//
+// No copy that the session could avoid: received chunks are lent to Session::read_from (wolfSSL
+// copies from them into its record buffer, and the chunk goes back to the ring as soon as it is
+// used up), and write_plain hands each encrypted record straight to the socket's out-queue
+// (Session::write with a sink) instead of through pending_output().
 #pragma once
 
 #include <algorithm>
@@ -30,7 +35,9 @@ public:
         if (conn_ == nullptr || !s_.handshake_done()) {
             return 0;
         }
-        auto n = s_.write(data);
+        flush();  // the sink may take records only once nothing older waits
+        Sink sink(conn_);
+        auto n = s_.write(data, sink);
         if (!n) {
             fail(n.error());
             return 0;
@@ -71,6 +78,7 @@ public:
     void on_close(net::Connection&, Error why) override {
         conn_ = nullptr;
         in_.clear();
+        in_off_ = 0;
         on_link_closed(why);
     }
 
@@ -101,59 +109,64 @@ private:
         }
     }
 
+    // Encrypted records go straight into the socket's out-queue while it has room.
+    struct Sink final : tls::OutputSink {
+        explicit Sink(net::Connection* c) : conn(c) {}
+        size_t take_ciphertext(std::string_view c) override {
+            if (conn->state() != net::Connection::State::Open) {
+                return 0;
+            }
+            size_t n = std::min(c.size(), conn->room());
+            if (n == 0 || !conn->send({reinterpret_cast<const uint8_t*>(c.data()), n})) {
+                return 0;
+            }
+            return n;
+        }
+        net::Connection* conn;
+    };
+
     void pump() {
         if (conn_ == nullptr || pumping_) {
             return;  // re-entered from on_plain -> write_plain -> ...: the outer loop goes on
         }
         pumping_ = true;
-        for (;;) {
-            bool fed = false;
-            while (!in_.empty()) {
-                net::LentBuf& b = in_.front();
-                Status st = s_.feed({reinterpret_cast<const char*>(b.data()), b.size()});
-                if (!st) {
-                    if (st.error().code == Errc::Busy) {
-                        break;  // read first
-                    }
-                    pumping_ = false;
-                    fail(st.error());
-                    return;
-                }
-                in_.pop_front();  // copied into the session: the chunk goes back to the ring
-                fed = true;
+        // Each chunk is lent to the session, which takes all of it unless our buffer fills up
+        // (then the rest waits for the next round) or reading is paused; read_from with cap 0
+        // still runs the handshake.
+        while (conn_ != nullptr) {
+            while (!in_.empty() && in_off_ == in_.front().size()) {
+                in_.pop_front();  // used up: the chunk goes back to the ring
+                in_off_ = 0;
             }
-            if (!s_.handshake_done()) {
-                auto h = s_.handshake();
-                flush();
-                if (!h) {
-                    pumping_ = false;
-                    fail(h.error());
-                    return;
-                }
-                if (*h == tls::HandshakeStep::NeedMore) {
-                    break;
-                }
+            if (in_.empty() && s_.handshake_done() && !more_) {
+                break;
+            }
+            std::string_view span;
+            if (!in_.empty()) {
+                const net::LentBuf& b = in_.front();
+                span = {reinterpret_cast<const char*>(b.data()) + in_off_, b.size() - in_off_};
+            }
+            bool was_done = s_.handshake_done();
+            auto r = s_.read_from(span, buf_, reading_ ? sizeof(buf_) : 0);
+            flush();  // handshake flights, alerts, key update replies
+            if (!r) {
+                pumping_ = false;
+                fail(r.error());
+                return;
+            }
+            in_off_ += r->used;
+            // A call that returned plaintext may have stopped before an error or a close: ask
+            // again even when the chunks are used up.
+            more_ = r->plain > 0;
+            if (!was_done && s_.handshake_done()) {
                 on_writable();
             }
-            if (!reading_ || conn_ == nullptr) {
-                break;
+            if (r->plain > 0) {
+                on_plain({buf_, r->plain});
+                continue;
             }
-            size_t got = 0;
-            while (reading_ && conn_ != nullptr) {
-                auto n = s_.read(buf_, sizeof(buf_));
-                if (!n) {
-                    pumping_ = false;
-                    fail(n.error());
-                    return;
-                }
-                if (*n == 0) {
-                    break;
-                }
-                got += *n;
-                on_plain({buf_, *n});
-            }
-            if (in_.empty() || (got == 0 && !fed)) {
-                break;
+            if (r->used == 0) {
+                break;  // waiting for a chunk, for a record's rest, or for reading to resume
             }
         }
         pumping_ = false;
@@ -163,8 +176,10 @@ private:
     tls::Session s_;
     net::Connection* conn_ = nullptr;
     std::deque<net::LentBuf> in_;  // bounded by the connection's buffer quota
+    size_t in_off_ = 0;            // bytes of in_.front() the session already took
     bool reading_ = true;
     bool pumping_ = false;
+    bool more_ = false;  // the last read_from returned plaintext: call it once more
     char buf_[64 * 1024];
 };
 

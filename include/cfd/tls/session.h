@@ -4,7 +4,9 @@
 //
 // Driving it:
 //   on bytes received:  feed(bytes); then handshake() until Done, then read() until it returns 0
+//                       (or, without copying the bytes first: read_from(bytes, ...), see there)
 //   to send data:       write(plaintext) accepts what fits under the output watermark
+//                       (write(plaintext, sink) offers the records to `sink` first, see there)
 //   after every call:   send pending_output(), then consume_output(bytes sent)
 // Any call may produce output (handshake flights, alerts, session tickets, close_notify), so the
 // caller flushes after each one, errors included: a failed handshake queues an alert.
@@ -26,6 +28,25 @@ struct WOLFSSL_SESSION;
 namespace cfd::tls {
 
 enum class HandshakeStep : uint8_t { NeedMore, Done };
+
+// What one read_from() call did with the borrowed ciphertext and the caller's buffer.
+struct ReadProgress {
+    size_t used = 0;   // bytes taken from the front of the ciphertext
+    size_t plain = 0;  // plaintext bytes written to the caller's buffer
+};
+
+// Takes ciphertext from inside write(plaintext, sink), record by record, so that it does not
+// wait in (and get copied through) pending_output() first. Called only while that write() runs,
+// never re-entering the session.
+class OutputSink {
+public:
+    // Takes a prefix of `ciphertext` (all, some or none) and returns its length. `ciphertext` is
+    // valid during the call only: copy what is taken. The rest goes to pending_output().
+    virtual size_t take_ciphertext(std::string_view ciphertext) = 0;
+
+protected:
+    ~OutputSink() = default;
+};
 
 // A client's saved session (holding the server's resumption ticket), offered on a later
 // connection to skip the full handshake. Move-only; holds one reference on wolfSSL's object.
@@ -81,9 +102,26 @@ public:
     // Decrypted bytes into buf; 0 means "feed me more". The peer's close_notify is
     // Errc::Closed; other failures are Errc::Tls. Also runs the handshake if it is not done.
     [[nodiscard]] Result<size_t> read(char* buf, size_t cap);
+    // feed(ciphertext) then read() until buf is full, without copying `ciphertext` first: it is
+    // borrowed for the duration of the call and wolfSSL's receive callback copies from it, first
+    // serving whatever feed() buffered. wolfSSL keeps a partial record in its own buffer (at most
+    // one record), so normally every byte is used and the caller may release the span on return.
+    // Fewer bytes are used only when buf filled up (plain == cap: call again with the rest) or the
+    // peer's close_notify arrived (the bytes after it are not taken). Runs the handshake first
+    // when it is not done; with cap == 0 it runs only the handshake and takes only its input.
+    // Never Busy, since nothing is buffered on our side. The peer's close_notify is
+    // Errc::Closed, other failures Errc::Tls, as for read(); a call that decrypted plaintext
+    // before hitting either returns that plaintext, and the next call returns the error. So
+    // the caller calls again (with an empty span if none is left) while plaintext comes back.
+    [[nodiscard]] Result<ReadProgress> read_from(std::string_view ciphertext, char* buf,
+                                                 size_t cap);
     // Encrypts a prefix of `plaintext` into full-size records; returns how much it took, fewer
     // than asked (maybe 0) when pending output is over kOutputHighWater. Only after the handshake.
     [[nodiscard]] Result<size_t> write(std::string_view plaintext);
+    // The same, but each record is offered to `sink` as wolfSSL produces it, while nothing waits
+    // in pending_output() (so the order on the wire is kept); what `sink` does not take is
+    // queued in pending_output() as usual, under the same watermark. Saves one copy per record.
+    [[nodiscard]] Result<size_t> write(std::string_view plaintext, OutputSink& sink);
 
     // Ciphertext waiting to be sent. Valid until the next call on this session.
     std::string_view pending_output() const;
