@@ -30,6 +30,7 @@ struct Session::Impl {
     bool failed = false;         // a fatal error happened: every later call returns `error`
     Error error{};
     std::string peer_ip;  // client verifying an address literal: its 4 or 16 bytes
+    WOLFSSL_CTX* ctx = nullptr;  // the context's, for re-checking a chain (verify_ip_name)
     std::string sni;
     std::string alpn;
     std::string version;
@@ -131,9 +132,12 @@ std::string ip_bytes(const std::string& s) {
     return {};
 }
 
-// wolfSSL calls this only when verification failed. The one failure we overrule: the chain is
-// good but the name check missed because the name is an address literal, which this wolfSSL
-// build does not look for among the iPAddress names; we look ourselves.
+// wolfSSL calls this only when verification failed. The one failure we overrule: the name check
+// missed because the name is an address literal, which this wolfSSL build does not look for
+// among the iPAddress names; we look ourselves. The error wolfSSL reports then is the name
+// mismatch even when the chain failed too (its name check overwrites the chain's error), so the
+// leaf is verified again against the context's CAs (and the chain CAs wolfSSL added from this
+// handshake) before the name is accepted.
 int verify_ip_name(int preverified, WOLFSSL_X509_STORE_CTX* store) {
     if (preverified) {
         return 1;
@@ -148,7 +152,17 @@ int verify_ip_name(int preverified, WOLFSSL_X509_STORE_CTX* store) {
     }
     std::string_view leaf(reinterpret_cast<const char*>(store->certs[0].buffer),
                           store->certs[0].length);
-    return cert_has_ip_san(leaf, im->peer_ip) ? 1 : 0;
+    if (!cert_has_ip_san(leaf, im->peer_ip)) {
+        return 0;
+    }
+    WOLFSSL_CERT_MANAGER* cm = im->ctx ? wolfSSL_CTX_GetCertManager(im->ctx) : nullptr;
+    if (cm == nullptr) {
+        return 0;
+    }
+    int ok = wolfSSL_CertManagerVerifyBuffer(cm, store->certs[0].buffer,
+                                             static_cast<long>(store->certs[0].length),
+                                             WOLFSSL_FILETYPE_ASN1);
+    return ok == WOLFSSL_SUCCESS ? 1 : 0;
 }
 
 Result<std::unique_ptr<Session::Impl>> make_impl(const Context& ctx) {
@@ -162,6 +176,7 @@ Result<std::unique_ptr<Session::Impl>> make_impl(const Context& ctx) {
         return Err{Errc::Tls, 0, "tls new session"};
     }
     im->server = ctx.is_server();
+    im->ctx = ctx.native();
     wolfSSL_SSLSetIORecv(im->ssl, on_recv);
     wolfSSL_SSLSetIOSend(im->ssl, on_send);
     wolfSSL_SetIOReadCtx(im->ssl, im.get());

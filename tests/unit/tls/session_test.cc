@@ -446,3 +446,29 @@ TEST_CASE("tls: a handshake fed one byte at a time in both directions completes"
     }
     CHECK(got == "byte by byte");
 }
+
+TEST_CASE("tls: an address literal is checked against iPAddress names, and its chain still is") {
+    using namespace cfd::tls::test;
+    auto good = make_pki({"origin.test", "127.0.0.1"});
+    auto other = make_pki({"127.0.0.1"});
+    Context sctx = server_ctx(good.leaf);
+    struct Case {
+        const char* what;
+        const KeyPair* ca;
+        const char* name;
+        bool ok;
+    } cases[] = {
+        {"the address is named, the CA is trusted", &good.ca, "127.0.0.1", true},
+        {"the CA is not trusted", &other.ca, "127.0.0.1", false},
+        {"the address is not named", &good.ca, "127.0.0.2", false},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.what);
+        Context cctx = client_ctx(*c.ca);
+        auto cl = Session::client(cctx, c.name);
+        auto sv = Session::server(sctx);
+        REQUIRE(cl);
+        REQUIRE(sv);
+        CHECK(handshake(*cl, *sv).ok == c.ok);
+    }
+}
