@@ -45,7 +45,7 @@ CFLAGS    := $(OPT) -w $(SANFLAGS)
 LDLIBS    := $(WOLFSSL_LIBS) -luring -lnghttp2 -lcapnp-rpc -lcapnp -lkj-async -lkj -linih -lsqlite3 -lpthread -lm
 LDFLAGS   := -pthread $(SANFLAGS)
 
-MODULES := core config reactor net tls http1 http2 rpc store connector edge control
+MODULES := core config reactor net tls http1 ws http2 rpc store connector edge control
 LIB_SRCS := $(sort $(foreach m,$(MODULES),$(wildcard src/$(m)/*.cc)))
 CLI_SRCS := $(wildcard src/cli/*.cc)
 CAPNP_SRCS := $(wildcard src/rpc/*.capnp)
@@ -89,13 +89,14 @@ DEPS_core    :=
 DEPS_config  := core
 DEPS_tls     := core
 DEPS_http1   := core
+DEPS_ws      := core http1
 DEPS_http2   := core
 DEPS_rpc     := core
 DEPS_reactor := core
 DEPS_net     := core reactor
 DEPS_uring   := core reactor net tls
 DEPS_store   := core
-DEPS_connector := core config reactor net tls http1 http2 rpc
+DEPS_connector := core config reactor net tls http1 ws http2 rpc
 DEPS_edge    := core config reactor net tls http1 http2 rpc store
 DEPS_control := core config reactor net tls http1 http2 rpc store edge
 DEPS_cli     := $(filter-out cli,$(MODULES))
@@ -160,6 +161,22 @@ install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/cfdtunnel
 	install -D -m 0644 man/cfdtunnel.1 $(DESTDIR)$(PREFIX)/share/man/man1/cfdtunnel.1
 	install -D -m 0644 man/cfdtunnel.ini.5 $(DESTDIR)$(PREFIX)/share/man/man5/cfdtunnel.ini.5
+	# systemd units (their ExecStart points at this PREFIX), sysctl and sysusers snippets, and
+	# the sample configurations; systemd reads $(PREFIX)/lib/... for PREFIX=/usr/local too.
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	for u in cfdtunnel-edge.service cfdtunnel-connector@.service; do \
+	  sed 's|/usr/local/bin/cfdtunnel|$(PREFIX)/bin/cfdtunnel|' etc/systemd/$$u \
+	    >$(DESTDIR)$(PREFIX)/lib/systemd/system/$$u && \
+	  chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u; done
+	install -D -m 0644 etc/sysctl.d/60-cfdtunnel-edge.conf \
+	  $(DESTDIR)$(PREFIX)/lib/sysctl.d/60-cfdtunnel-edge.conf
+	install -D -m 0644 etc/systemd/sysusers.d/cfdtunnel.conf \
+	  $(DESTDIR)$(PREFIX)/lib/sysusers.d/cfdtunnel.conf
+	install -D -m 0644 etc/edge.ini $(DESTDIR)$(PREFIX)/share/doc/cfdtunnel/examples/edge.ini
+	install -D -m 0644 etc/connector.ini \
+	  $(DESTDIR)$(PREFIX)/share/doc/cfdtunnel/examples/connector.ini
+	install -d $(DESTDIR)$(PREFIX)/share/doc/cfdtunnel/examples/kubernetes
+	install -m 0644 etc/kubernetes/*.yaml $(DESTDIR)$(PREFIX)/share/doc/cfdtunnel/examples/kubernetes/
 
 clean:
 	rm -rf $(OUT)/obj $(OUT)/gen $(BIN) $(UNIT_BIN) $(OUT)/unit_* $(BUILD)/asan

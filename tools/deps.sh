@@ -12,7 +12,7 @@ PACKAGES=(
     libsqlite3-dev doctest-dev
     dpkg-dev autoconf automake libtool
     libwolfssl-dev openssl
-    curl nginx-light nghttp2-client wrk python3
+    curl nginx-light nghttp2-client wrk python3 openssh-server openssh-client
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }

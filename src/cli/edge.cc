@@ -38,6 +38,13 @@ int run_edge_command(int argc, char** argv) {
                  "distinct connectors one tunnel may run");
     opts.add_duration("grace-period", &cfg.grace_period,
                       "on SIGTERM, how long in-flight requests may take (default 30s)");
+    opts.add_duration("ping-interval", &cfg.ping_interval,
+                      "how often each tunnel connection is PINGed (default 5s)");
+    opts.add_duration("ping-timeout", &cfg.ping_timeout,
+                      "a PING not answered within this closes its connection (default 5s)");
+    opts.add_duration("connector-wait", &cfg.connector_wait,
+                      "how long a request waits for a connector moving here from the process "
+                      "this one replaces (default 5s; 0: never)");
     opts.add_string("loglevel", &loglevel, "debug, info, warn, error, fatal");
     opts.add_string("output", &output, "log format: text or json");
     opts.add_bool("help", &help, "show this help");
@@ -74,6 +81,10 @@ int run_edge_command(int argc, char** argv) {
         auto file = config::IniFile::load(config_path);
         if (!file) {
             std::fprintf(stderr, "cfdtunnel edge: %s\n", file.error().str().c_str());
+            return kExitUsage;
+        }
+        if (auto r = config::check_sections(*file, {"edge"}); !r) {
+            std::fprintf(stderr, "cfdtunnel edge: %s\n", r.error().str().c_str());
             return kExitUsage;
         }
         if (auto r = opts.apply_file(*file, "edge"); !r) {

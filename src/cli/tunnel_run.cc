@@ -28,6 +28,7 @@
 #include "cfd/control/http_server.h"
 #include "cfd/core/log.h"
 #include "cfd/core/prometheus.h"
+#include "cfd/core/sd_notify.h"
 #include "cfd/reactor/reactor.h"
 #include "cfd/core/version.h"
 #include "cli/api_client.h"
@@ -57,6 +58,7 @@ struct RunFlags {
     int64_t ha_connections = 4;
     std::string url;
     Millis grace_period{30000};
+    Millis silence_timeout{10000};
     std::string loglevel = "info";
     std::string output = "text";
     int64_t workers = 0;
@@ -79,6 +81,9 @@ void add_flags(config::OptionSet& set, RunFlags& f) {
     set.add_string("url", &f.url, "the origin, when the config file has no ingress rules");
     set.add_duration("grace-period", &f.grace_period,
                      "how long a stopping connector lets requests finish");
+    set.add_duration("silence-timeout", &f.silence_timeout,
+                     "redial a connection on which the edge sent nothing, not even a PING, for "
+                     "this long (default 10s; 0: never)");
     set.add_string("loglevel", &f.loglevel, "debug, info, warn, error or fatal");
     set.add_string("output", &f.output, "log format: text or json");
     set.add_int("workers", &f.workers, 0, 1024, "reactor threads (0: one per CPU)");
@@ -314,6 +319,10 @@ int run_tunnel_run(int argc, char** argv) {
             return usage_error(ini.error().str());
         }
         file = std::move(*ini);
+        if (auto r = config::check_sections(*file, {"connector", "originRequest", "ingress"});
+            !r) {
+            return usage_error(r.error().str());
+        }
         if (auto r = set.apply_file(*file, "connector"); !r) {
             return usage_error(r.error().str());
         }
@@ -344,7 +353,7 @@ int run_tunnel_run(int argc, char** argv) {
         return failure(creds.error());
     }
     if (!f.cacert.empty() && !file_exists(f.cacert)) {
-        return failure("--cacert: " + f.cacert + " does not exist");
+        return usage_error("--cacert: " + f.cacert + " does not exist");
     }
     if (f.edges.empty()) {
         f.edges.push_back(kDefaultEdge);
@@ -353,13 +362,13 @@ int run_tunnel_run(int argc, char** argv) {
     for (const std::string& e : f.edges) {
         auto a = net::SockAddr::parse(e);
         if (!a) {
-            return failure("--edge " + e + ": " + a.error().message());
+            return usage_error("--edge " + e + ": " + a.error().message());
         }
         edges.push_back(*a);
     }
     auto router = load_router(f, file);
     if (!router) {
-        return failure(router.error());
+        return usage_error(router.error());  // the ingress rules are configuration
     }
 
     connector::ConnectorOptions opts;
@@ -370,6 +379,7 @@ int run_tunnel_run(int argc, char** argv) {
     opts.workers = static_cast<uint32_t>(f.workers);
     opts.ca_file = f.cacert;
     opts.server_name = f.edge_server_name;
+    opts.silence_timeout = f.silence_timeout;
     opts.router = router->get();
 
     std::string_view arch = connector::build_arch();
@@ -435,12 +445,26 @@ int run_tunnel_run(int argc, char** argv) {
     }
     const auto& stats = conn.stats();
     const int total = static_cast<int>(opts.ha_connections);
+    // systemd (Type=notify) hears READY=1 when /ready would first answer 200: a connection is
+    // registered. STATUS= follows the registered count; -1: nothing reported yet.
+    int reported = -1;
+    auto notify_connections = [&]() {
+        int now = stats.registered.load(std::memory_order_relaxed);
+        if (now == reported || (reported < 0 && now == 0)) {
+            return;
+        }
+        std::string status = "STATUS=Connected " + std::to_string(now) + " of " +
+                             std::to_string(total) + " connections";
+        sd_notify_or_warn(reported < 0 ? "READY=1\n" + status : status);
+        reported = now;
+    };
     int sig = 0;
     for (;;) {
         sig = turn();
         if (sig > 0) {
             break;
         }
+        notify_connections();
         if (stats.ever_registered.load() == 0 && stats.permanent_refusals.load() >= total) {
             stop_control();
             conn.stop();
@@ -450,6 +474,7 @@ int run_tunnel_run(int argc, char** argv) {
     }
     log::info(std::string("Initiating graceful shutdown due to signal ") + signal_name(sig) +
               " ...");
+    sd_notify_or_warn("STOPPING=1\nSTATUS=Draining: finishing in-flight requests");
     conn.drain();
     auto deadline = std::chrono::steady_clock::now() + f.grace_period;
     while (stats.closed_for_good.load() < total) {

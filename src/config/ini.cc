@@ -138,4 +138,25 @@ bool split_section(std::string_view section, std::string* kind, std::string* nam
     return name->find('"') == std::string::npos;
 }
 
+Result<void, Diag> check_sections(const IniFile& file,
+                                  std::initializer_list<std::string_view> kinds) {
+    for (const Entry& e : file.entries()) {
+        std::string kind, name;
+        bool ok = split_section(e.section, &kind, &name);
+        bool known = false;
+        for (std::string_view k : kinds) {
+            known = known || kind == k;
+        }
+        if (!ok || !known) {
+            std::string expected;
+            for (std::string_view k : kinds) {
+                expected += (expected.empty() ? "[" : ", [") + std::string(k) + "]";
+            }
+            return Diag{file.name(), e.line, e.key,
+                        "unknown section [" + e.section + "] (expected " + expected + ")"};
+        }
+    }
+    return {};
+}
+
 }  // namespace cfd::config

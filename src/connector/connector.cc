@@ -84,6 +84,7 @@ Status Connector::start() {
             cfg.edge = opts_.edges[i % opts_.edges.size()];
             cfg.server_name = opts_.server_name;
             cfg.dial_timeout = opts_.dial_timeout;
+            cfg.silence_timeout = opts_.silence_timeout;
             cfg.backoff = opts_.backoff;
             cfg.proxy.stats = &core.proxy_stats;
             core.links.push_back(std::make_unique<EdgeLink>(r, *core.pool, core.tls, *opts_.router,
@@ -128,6 +129,7 @@ MetricsSnapshot Connector::metrics_snapshot() const {
     s.connector_id = opts_.connector_id;
     s.ready_connections = stats_.registered.load(std::memory_order_relaxed);
     s.draining = draining();
+    s.server_locations = stats_.locations();
     for (const auto& c : cores_) {
         add_proxy_stats(s, c->proxy_stats);
     }

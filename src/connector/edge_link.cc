@@ -19,6 +19,7 @@ constexpr uint64_t kTimerUnregister = 1;
 constexpr uint64_t kTimerDeliver = 2;
 constexpr uint64_t kTimerIdle = 3;
 constexpr uint64_t kTimerTls = 4;
+constexpr uint64_t kTimerSilence = 5;
 
 // How long a draining connection waits for the edge to confirm unregisterConnection before it
 // closes anyway.
@@ -151,6 +152,12 @@ public:
             conn_->pause_recv();
         } else {
             conn_->resume_recv();
+        }
+    }
+    void shutdown_write() override {
+        // Byte-stream origins only, which are never TLS: a FIN after the queued bytes.
+        if (conn_ != nullptr && !tls_) {
+            conn_->shutdown_write();
         }
     }
     void release(bool reusable) override {
@@ -591,6 +598,9 @@ EdgeLink::~EdgeLink() {
     if (timer_) {
         reactor_.cancel_timer(timer_);
     }
+    if (watch_) {
+        reactor_.cancel_timer(watch_);
+    }
     proxy_.reset();
     session_.reset();
     if (conn_ != nullptr) {
@@ -639,6 +649,8 @@ void EdgeLink::on_connect(net::Connection& c, Status result) {
     session_ = std::move(*s);
     proxy_->attach(session_.get());
     state_ = state_ == State::Draining ? State::Draining : State::Serving;
+    last_rx_ = reactor_.now();
+    arm_watch();
     flush();
 }
 
@@ -646,6 +658,7 @@ void EdgeLink::on_recv(net::Connection& c, net::LentBuf data) {
     if (!session_) {
         return;
     }
+    last_rx_ = reactor_.now();
     auto r = session_->feed(view(data));
     data = net::LentBuf();  // back to the ring before anything else runs
     handle_events();
@@ -709,6 +722,9 @@ void EdgeLink::set_registered(bool r) {
         return;
     }
     registered_ = r;
+    if (!r) {
+        stats_.set_location(id_.conn_index, {});
+    }
     stats_.registered.fetch_add(r ? 1 : -1, std::memory_order_relaxed);
 }
 
@@ -726,6 +742,7 @@ void EdgeLink::handle_events() {
                        {"location", reg->location},
                        {"protocol", "http2"}});
             set_registered(true);
+            stats_.set_location(id_.conn_index, reg->location);
             backoff_.reset();
             refused_for_good_ = false;
             retry_hint_ = Millis(0);
@@ -784,6 +801,10 @@ void EdgeLink::on_close(net::Connection&, Error reason) {
         reactor_.cancel_timer(timer_);
         timer_ = {};
     }
+    if (watch_) {
+        reactor_.cancel_timer(watch_);
+        watch_ = {};
+    }
     if (state_ == State::Draining || state_ == State::Stopped || reactor_.stop_requested()) {
         loss_reason_.clear();
         state_ = State::Stopped;
@@ -818,7 +839,33 @@ void EdgeLink::schedule_reconnect(Millis at_least) {
     timer_ = *t;
 }
 
+void EdgeLink::arm_watch() {
+    if (cfg_.silence_timeout.count() <= 0 || watch_) {
+        return;
+    }
+    // Checked a few times per timeout: a dead link is noticed within 1.25x of it.
+    auto t = reactor_.add_timer(std::max(Millis(1), cfg_.silence_timeout / 4), this,
+                                kTimerSilence);
+    if (t) {
+        watch_ = *t;
+    }
+}
+
 void EdgeLink::on_timer(reactor::TimerId, uint64_t arg) {
+    if (arg == kTimerSilence) {
+        watch_ = {};
+        if (conn_ == nullptr) {
+            return;  // re-armed by the next connection
+        }
+        if (reactor_.now() - last_rx_ >= cfg_.silence_timeout) {
+            lost("no traffic from the edge for " + format_duration(cfg_.silence_timeout) +
+                 ", not even a PING");
+            conn_->close(Error{Errc::TimedOut, 0, "edge silent"});
+            return;
+        }
+        arm_watch();
+        return;
+    }
     timer_ = {};
     if (arg == kTimerReconnect) {
         if (state_ == State::Waiting) {

@@ -57,10 +57,14 @@ Result<OriginService> parse_origin_url(std::string_view url) {
         svc.status = static_cast<uint16_t>(v);
         return svc;
     }
-    if (!starts_with(url, "http://")) {
-        return Err{Errc::Unsupported, 0, "origin URL: only http://, http_status: and hello_world"};
+    // tcp:// and ssh:// (cloudflared's `--url ssh://localhost:22`): a byte stream, no pool.
+    bool tcp = starts_with(url, "tcp://");
+    bool ssh = starts_with(url, "ssh://");
+    if (!tcp && !ssh && !starts_with(url, "http://")) {
+        return Err{Errc::Unsupported, 0,
+                   "origin URL: only http://, tcp://, ssh://, http_status: and hello_world"};
     }
-    std::string_view rest = url.substr(7);
+    std::string_view rest = url.substr(tcp || ssh ? 6 : 7);
     size_t slash = rest.find('/');
     std::string_view authority = rest.substr(0, slash);
     if (authority.empty()) {
@@ -72,11 +76,20 @@ Result<OriginService> parse_origin_url(std::string_view url) {
     size_t bracket = authority.rfind(']');
     if (colon == std::string_view::npos ||
         (bracket != std::string_view::npos && colon < bracket)) {
-        host_port += ":80";
+        if (tcp) {
+            return Err{Errc::Invalid, 0, "origin URL: tcp:// needs a port"};
+        }
+        host_port += ssh ? ":22" : ":80";
     }
     auto addr = net::SockAddr::parse(host_port);
     if (!addr) {
         return addr.error();
+    }
+    if (tcp || ssh) {
+        svc.kind = OriginService::Kind::Tcp;
+        svc.addr = *addr;
+        svc.max_idle = 0;
+        return svc;
     }
     svc.kind = OriginService::Kind::Http;
     svc.addr = *addr;

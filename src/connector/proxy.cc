@@ -9,6 +9,8 @@
 #include "cfd/core/log.h"
 #include "cfd/http1/hop_by_hop.h"
 #include "cfd/http1/writer.h"
+#include "cfd/ws/frame.h"
+#include "cfd/ws/handshake.h"
 
 namespace cfd::connector {
 
@@ -46,6 +48,14 @@ struct Proxy::Stream {
     bool has_length = false;
     uint64_t length_left = 0;
     bool req_done = false;
+    // disableChunkedEncoding with a body of unknown length: the head waits here while the body
+    // is collected (bounded by max_request_queue), then goes with a Content-Length.
+    struct Collect {
+        std::string method, path, host;
+        http1::Headers headers;
+        std::string body;
+    };
+    std::unique_ptr<Collect> collect;
 
     // Response side.
     http1::ResponseParser parser;
@@ -65,6 +75,14 @@ struct Proxy::Stream {
     std::string resp_buf;
     size_t resp_off = 0;
     bool paused = false;
+
+    // Byte pipes (tcp://, ssh:// rules): Raw passes bytes as they are; WebSocket decodes the
+    // client's frames toward the origin and frames the origin's bytes toward the client.
+    enum class Pipe : uint8_t { None, Raw, WebSocket };
+    Pipe pipe = Pipe::None;
+    std::unique_ptr<ws::Decoder> ws_in;
+    std::string ws_accept;  // Sec-WebSocket-Accept for the 200, when the request had a key
+    bool shut = false;      // the origin got its FIN
 
     size_t resp_avail() const { return resp_buf.size() - resp_off; }
 };
@@ -182,8 +200,12 @@ void Proxy::on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& 
         (void)session_->h2().submit_response(id, 200, {}, false);
         return;
     }
-    if (kind == http2::StreamKind::Tcp || kind == http2::StreamKind::Control) {
-        fail(s, "this connector serves no TCP ingress rule");
+    if (kind == http2::StreamKind::Control) {
+        fail(s, "a second control stream");
+        return;
+    }
+    if (kind == http2::StreamKind::Tcp) {
+        open_tcp_stream(s, headers);
         return;
     }
     std::string_view method = http2::header_value(headers, ":method");
@@ -215,6 +237,14 @@ void Proxy::on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& 
         return;
     case OriginService::Kind::Unsupported:
         fail(s, "this connector cannot serve " + s.svc->url + " yet");
+        return;
+    case OriginService::Kind::Tcp:
+        if (kind == http2::StreamKind::Websocket) {
+            start_pipe(s, headers);
+            return;
+        }
+        // cloudflared answers the same: a TCP service is reached through a WebSocket.
+        fail(s, s.svc->url + " is a TCP service: reach it with `cfdtunnel access tcp`");
         return;
     case OriginService::Kind::Http:
         break;
@@ -260,11 +290,30 @@ void Proxy::on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& 
         framing = http1::Framing::content_length(declared);
         s.has_length = true;
         s.length_left = declared;
+    } else if (s.svc->disable_chunked_encoding) {
+        // cloudflared's disableChunkedEncoding, for origins that cannot read a chunked body
+        // (WSGI servers): the body is collected and sent with its Content-Length instead.
+        s.collect = std::make_unique<Stream::Collect>();
     } else {
         framing = http1::Framing::chunked();
         s.chunked = true;
     }
     std::string_view host = s.svc->host_header.empty() ? authority : s.svc->host_header;
+    if (!s.svc->host_header.empty()) {
+        // As cloudflared does (a Set: the client's own value is replaced).
+        std::erase_if(h1, [](const http1::Header& h) {
+            return http1::iequals(h.name, "x-forwarded-host");
+        });
+        h1.push_back({"X-Forwarded-Host", std::string(authority)});
+    }
+    if (s.collect) {
+        s.collect->method = method;
+        s.collect->path = path;
+        s.collect->host = host;
+        s.collect->headers = std::move(h1);
+        s.method = std::string(method);
+        return;  // on_stream_end() writes the head and dials
+    }
     if (auto r = http1::write_request_head(s.req_q, method, path, host, h1, framing); !r) {
         answer_local(s, 400, http2::kMetaCloudflared, "400 Bad Request: invalid request head\n",
                      "text/plain; charset=utf-8");
@@ -282,6 +331,24 @@ void Proxy::on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& 
 
 void Proxy::on_stream_data(int32_t id, std::string_view bytes) {
     Stream* s = find(id);
+    if (s != nullptr && s->pipe != Stream::Pipe::None && !s->local) {
+        pipe_edge_data(*s, bytes);
+        return;
+    }
+    if (s != nullptr && s->collect && !s->local) {
+        session_->h2().consume(id, bytes.size());  // held here, bounded below
+        if (s->collect->body.size() + bytes.size() > limits_.max_request_queue) {
+            s->collect.reset();
+            answer_local(*s, 413, http2::kMetaCloudflared,
+                         "413 Request Entity Too Large: a body of unknown length is collected "
+                         "before it goes to this origin (disableChunkedEncoding), and this one "
+                         "is over the limit\n",
+                         "text/plain; charset=utf-8");
+            return;
+        }
+        s->collect->body.append(bytes);
+        return;
+    }
     if (s == nullptr || s->local || (s->link == nullptr && !s->dialing)) {
         // Nobody takes these bytes any more (answered, or the origin is gone): drop them.
         session_->h2().consume(id, bytes.size());
@@ -317,6 +384,28 @@ void Proxy::on_stream_end(int32_t id) {
         return;
     }
     s->req_done = true;
+    if (s->pipe != Stream::Pipe::None) {
+        pipe_progress(*s);
+        return;
+    }
+    if (s->collect) {
+        std::unique_ptr<Stream::Collect> c = std::move(s->collect);
+        auto framing = http1::Framing::content_length(c->body.size());
+        if (auto r = http1::write_request_head(s->req_q, c->method, c->path, c->host, c->headers,
+                                               framing);
+            !r) {
+            answer_local(*s, 400, http2::kMetaCloudflared,
+                         "400 Bad Request: invalid request head\n", "text/plain; charset=utf-8");
+            return;
+        }
+        s->req_q.append(c->body);
+        s->req_queued = s->req_q.size();
+        s->replay = s->req_q;  // complete and bounded: it may be sent again like a bodiless one
+        s->parser.set_request_method(s->method);
+        s->dialing = true;
+        dialer_.dial(*s->svc, id);
+        return;
+    }
     if (s->has_length && s->length_left != 0) {
         fail(*s, "request body shorter than its content-length");
         return;
@@ -482,6 +571,10 @@ void Proxy::origin_ready(int32_t id, OriginLink* link, bool reused) {
     s->link = link;
     s->reused = reused;
     s->resp_bytes = 0;
+    if (s->pipe != Stream::Pipe::None) {
+        pipe_connected(*s);
+        return;
+    }
     flush_request(*s);
 }
 
@@ -519,12 +612,29 @@ void Proxy::origin_data(int32_t id, std::string_view bytes) {
         return;
     }
     s->resp_bytes += bytes.size();
-    parse_response(*s, bytes);
+    if (s->pipe == Stream::Pipe::None) {
+        parse_response(*s, bytes);
+        return;
+    }
+    if (s->resp_done) {
+        return;  // we closed our side (the client's Close): nobody reads these any more
+    }
+    if (s->pipe == Stream::Pipe::WebSocket) {
+        // The server role: unmasked binary frames, one per origin read (<= a receive buffer).
+        ws::encode_frame(s->resp_buf, ws::Opcode::Binary, bytes, true, nullptr);
+    } else {
+        s->resp_buf.append(bytes);
+    }
+    body_arrived(*s);
 }
 
 void Proxy::origin_eof(int32_t id) {
     Stream* s = find(id);
     if (s == nullptr || s->local) {
+        return;
+    }
+    if (s->pipe != Stream::Pipe::None) {
+        pipe_origin_done(*s, ws::kCloseNormal);
         return;
     }
     if (s->raw) {
@@ -562,6 +672,11 @@ void Proxy::origin_closed(int32_t id, const Error& e) {
     if (s->local || s->resp_done || retry_stale(*s)) {
         return;
     }
+    if (s->pipe != Stream::Pipe::None && s->head_sent) {
+        log::debug("origin connection lost", {{"stream", id}, {"error", e.message()}});
+        pipe_origin_done(*s, ws::kCloseInternalError);
+        return;
+    }
     if (s->raw) {
         s->resp_done = true;
         s->raw = false;
@@ -573,6 +688,10 @@ void Proxy::origin_closed(int32_t id, const Error& e) {
 
 void Proxy::origin_writable(int32_t id) {
     Stream* s = find(id);
+    if (s != nullptr && s->pipe != Stream::Pipe::None) {
+        pipe_progress(*s);
+        return;
+    }
     if (s != nullptr) {
         flush_request(*s);
         maybe_finish(*s);
@@ -603,6 +722,199 @@ void Proxy::on_body_copy(int32_t id, std::span<char> dest) {
         if (s->link != nullptr) {
             s->link->pause_recv(false);
         }
+    }
+}
+
+// --- byte pipes: tcp:// and ssh:// ---------------------------------------------------------
+
+void Proxy::open_tcp_stream(Stream& s, const http2::Headers& headers) {
+    // :authority is host:port. Only the host picks a rule, and only a tcp:// or ssh:// rule is
+    // dialed, at the address the operator configured: dialing what the edge names would make
+    // the connector an open proxy into its network.
+    std::string_view authority = http2::header_value(headers, ":authority");
+    std::string_view host = authority;
+    if (!host.empty() && host.front() == '[') {
+        size_t close = host.find(']');
+        host = close == std::string_view::npos ? std::string_view() : host.substr(1, close - 1);
+    } else if (size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+        host = host.substr(0, colon);
+    }
+    std::string_view path = http2::header_value(headers, ":path");
+    s.svc = host.empty() ? nullptr : router_.route(host, path.empty() ? "/" : path);
+    if (s.svc == nullptr || s.svc->kind != OriginService::Kind::Tcp) {
+        fail(s, "no tcp:// or ssh:// ingress rule serves " + std::string(authority));
+        return;
+    }
+    start_pipe(s, headers);
+}
+
+void Proxy::start_pipe(Stream& s, const http2::Headers& headers) {
+    if (s.kind == http2::StreamKind::Websocket) {
+        s.pipe = Stream::Pipe::WebSocket;
+        // Frames stream through: only the header of one is ever held, so the frame limit is
+        // about sanity, not memory.
+        s.ws_in = std::make_unique<ws::Decoder>(ws::Role::Server);
+        std::string_view key = http2::header_value(headers, "sec-websocket-key");
+        if (!key.empty()) {
+            s.ws_accept = ws::accept_key(key);
+        }
+    } else {
+        s.pipe = Stream::Pipe::Raw;
+    }
+    s.dialing = true;
+    dialer_.dial(*s.svc, s.id);
+}
+
+// The origin answered the dial: the stream's 200 goes now (a WebSocket's 101 travels as 200,
+// with the handshake headers for the edge to relay), then bytes flow both ways.
+void Proxy::pipe_connected(Stream& s) {
+    std::vector<http2::HeaderPair> user;
+    if (s.pipe == Stream::Pipe::WebSocket) {
+        user.emplace_back("Connection", "Upgrade");
+        user.emplace_back("Upgrade", "websocket");
+        if (!s.ws_accept.empty()) {
+            user.emplace_back("Sec-WebSocket-Accept", s.ws_accept);
+        }
+    }
+    std::string serialized = http2::serialize_user_headers(user);
+    std::vector<http2::HeaderView> hv{{http2::kResponseHeaders, serialized},
+                                      {http2::kResponseMeta, http2::kMetaOrigin}};
+    s.head_sent = true;
+    s.raw = !s.resp_done;  // done already: the client's Close came while we dialed
+    bump(stats_->origin_ok);
+    count_status(200);
+    if (auto r = session_->h2().submit_response(s.id, 200, hv, true); !r) {
+        release_link(s, false);
+        s.resp_done = true;
+        s.raw = false;
+        (void)session_->h2().rst_stream(s.id, http2::kInternalError);
+        return;
+    }
+    if (!s.resp_buf.empty()) {
+        body_arrived(s);  // pongs answered while the origin was being dialed
+    }
+    pipe_progress(s);
+}
+
+void Proxy::pipe_edge_data(Stream& s, std::string_view bytes) {
+    if (s.req_done || (s.link == nullptr && !s.dialing)) {
+        // After the client's Close, or with the origin gone: nobody takes these.
+        session_->h2().consume(s.id, bytes.size());
+        return;
+    }
+    // Payload never exceeds its frames, so this bounds the queue in both modes.
+    if (s.req_q.size() + bytes.size() > limits_.max_request_queue) {
+        session_->h2().consume(s.id, bytes.size());
+        fail(s, "request queue over its bound");
+        return;
+    }
+    if (s.pipe == Stream::Pipe::Raw) {
+        s.req_q.append(bytes);
+    } else {
+        std::string_view in = bytes;
+        for (bool more = true; more;) {
+            switch (s.ws_in->next(in, s.req_q)) {
+            case ws::Event::NeedMore: more = false; break;
+            case ws::Event::Data:
+            case ws::Event::Pong: break;
+            case ws::Event::Ping:
+                // A client that pings without reading our answers gets no more of them once
+                // our side is over its buffer (RFC 6455 §5.5.3 allows answering the last only).
+                if (s.resp_avail() < limits_.response_buffer && !s.resp_done) {
+                    ws::encode_frame(s.resp_buf, ws::Opcode::Pong, s.ws_in->control(), true,
+                                     nullptr);
+                    if (s.head_sent) {
+                        body_arrived(s);
+                    }
+                }
+                break;
+            case ws::Event::Close:
+                // The client is done: our Close (1000) and the end of the stream follow what
+                // the origin already sent; what the client sent before goes to the origin.
+                log::debug("websocket closed by the client",
+                           {{"stream", s.id}, {"code", int(s.ws_in->close_code())}});
+                s.req_done = true;
+                if (!s.resp_done) {
+                    ws::Encoder(ws::Role::Server).close(s.resp_buf, ws::kCloseNormal);
+                    s.resp_done = true;
+                    s.raw = false;
+                    if (s.head_sent) {
+                        body_arrived(s);
+                    }
+                }
+                more = false;
+                break;
+            case ws::Event::Error:
+                log::debug("websocket protocol error from the client",
+                           {{"stream", s.id}, {"error", s.ws_in->error_reason()}});
+                s.req_done = true;
+                drop_request(s);
+                session_->h2().consume(s.id, bytes.size());
+                if (!s.head_sent) {
+                    fail(s, std::string("websocket: ") + s.ws_in->error_reason());  // counts it
+                    return;
+                }
+                bump(stats_->errors);
+                if (!s.resp_done) {
+                    ws::Encoder(ws::Role::Server).close(s.resp_buf, s.ws_in->error_code());
+                    s.resp_done = true;
+                    s.raw = false;
+                    body_arrived(s);
+                }
+                release_link(s, false);
+                return;
+            }
+        }
+    }
+    s.req_queued = s.req_sent + s.req_q.size();
+    s.consume_at.emplace_back(s.req_queued, bytes.size());
+    pipe_progress(s);
+}
+
+// Moves queued client bytes to the origin; once the client's side is over and everything went,
+// the origin gets its FIN, or is let go when our side is over too.
+void Proxy::pipe_progress(Stream& s) {
+    flush_request(s);
+    if (s.link == nullptr || !s.req_done || !s.req_q.empty()) {
+        return;
+    }
+    if (s.resp_done) {
+        release_link(s, false);
+        return;
+    }
+    if (!s.shut) {
+        s.shut = true;
+        s.link->shutdown_write();
+    }
+}
+
+// The origin ended (EOF, or lost with `ws_code` 1011): the client hears the end, after what
+// the origin sent, as a Close for a WebSocket and as END_STREAM for both.
+void Proxy::pipe_origin_done(Stream& s, uint16_t ws_code) {
+    if (!s.resp_done) {
+        if (s.pipe == Stream::Pipe::WebSocket) {
+            ws::Encoder(ws::Role::Server).close(s.resp_buf, ws_code);
+        }
+        s.resp_done = true;
+    }
+    s.raw = false;
+    s.req_done = true;
+    drop_request(s);
+    release_link(s, false);
+    body_arrived(s);
+}
+
+// Client bytes that will never reach the origin: released to the HTTP/2 window at once.
+void Proxy::drop_request(Stream& s) {
+    size_t held = 0;
+    for (auto& c : s.consume_at) {
+        held += c.second;
+    }
+    s.consume_at.clear();
+    s.req_q.clear();
+    s.req_queued = s.req_sent;
+    if (held > 0) {
+        session_->h2().consume(s.id, held);
     }
 }
 

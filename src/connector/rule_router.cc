@@ -103,9 +103,16 @@ Result<OriginService, std::string> origin_service_of(const Service& svc, const O
         return out;
     }
     case Service::Kind::Tcp:
-    case Service::Kind::Ssh:
-        out.kind = OriginService::Kind::Unsupported;
+    case Service::Kind::Ssh: {
+        auto a = tcp_addr(svc);
+        if (!a) {
+            return a.error();
+        }
+        out.kind = OriginService::Kind::Tcp;
+        out.addr = *a;
+        out.max_idle = 0;  // a byte stream is never handed to another stream
         return out;
+    }
     }
     return std::string("unknown service kind");
 }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,10 +17,16 @@
 #include <vector>
 
 #include "cfd/control/api.h"
+#include "cfd/control/http_server.h"
 #include "cfd/control/registrar.h"
+#include "cfd/connector/metrics.h"
+#include "cfd/connector/tunnel_session.h"
 #include "cfd/core/log.h"
+#include "cfd/core/prometheus.h"
+#include "cfd/core/sd_notify.h"
 #include "cfd/core/version.h"
 #include "cfd/edge/messages.h"
+#include "cfd/edge/stats.h"
 #include "cfd/edge/worker.h"
 #include "cfd/http1/parser.h"
 #include "cfd/http1/writer.h"
@@ -127,10 +134,11 @@ Result<tls::Context> edge_tls(const EdgeConfig& cfg, const std::string& dir) {
 
 class ControlServer;
 
-// One HTTP/1.1 client of the management API or the metrics endpoint, on the control reactor.
+// One HTTP/1.1 client of the management API, on the control reactor. (The metrics endpoint is
+// a control::HttpServer: GET only, no bodies, no auth.)
 class HttpLink final : public net::ConnHandler {
 public:
-    HttpLink(ControlServer& s, bool metrics) : s_(s), metrics_(metrics) {}
+    explicit HttpLink(ControlServer& s) : s_(s) {}
     void attach(net::Connection* c) { conn_ = c; }
     void on_recv(net::Connection& c, net::LentBuf data) override;
     void on_close(net::Connection&, Error) override;
@@ -138,7 +146,6 @@ public:
 private:
     void respond(int status, std::string_view content_type, std::string_view body, bool keep);
     ControlServer& s_;
-    bool metrics_;
     net::Connection* conn_ = nullptr;
     http1::RequestParser parser_;
     std::string in_;
@@ -147,7 +154,9 @@ private:
     bool done_ = false;
 };
 
-class ControlServer final : public reactor::MessageHandler, public reactor::TimerTarget {
+class ControlServer final : public reactor::MessageHandler,
+                            public reactor::TimerTarget,
+                            public HttpRoutes {
 public:
     ControlServer(const EdgeConfig& cfg, store::Store& st, Registrar& reg, Api& api,
                   reactor::Reactor& r, reactor::ReactorGroup& g, edge::LoadBoard& board)
@@ -155,19 +164,18 @@ public:
 
     struct Acceptor : net::AcceptHandler {
         ControlServer* s = nullptr;
-        bool metrics = false;
-        void on_accept(net::Listener&, int fd) override { s->accept(fd, metrics); }
+        void on_accept(net::Listener&, int fd) override { s->accept(fd); }
     };
 
     Status open_listeners() {
         api_acceptor_.s = this;
-        metrics_acceptor_.s = this;
-        metrics_acceptor_.metrics = true;
         auto a = net::SockAddr::parse(cfg_.api_listen);
         if (!a) {
             return a.error();
         }
-        auto l = net::Listener::open(r_, *a, &api_acceptor_, net::ListenOptions{64, false, false});
+        // SO_REUSEPORT, like the public and tunnel listeners: the process that replaces this one
+        // binds the same address before this one stops (both share the store, so either answers).
+        auto l = net::Listener::open(r_, *a, &api_acceptor_, net::ListenOptions{64, true, false});
         if (!l) {
             return l.error();
         }
@@ -177,18 +185,19 @@ public:
             if (!m) {
                 return m.error();
             }
-            auto ml = net::Listener::open(r_, *m, &metrics_acceptor_,
-                                          net::ListenOptions{64, false, false});
-            if (!ml) {
-                return ml.error();
+            HttpServerLimits ml;
+            ml.reuse_port = true;  // as the API listener: a replacing edge binds it too
+            auto ms = HttpServer::open(r_, *m, *this, ml);
+            if (!ms) {
+                return ms.error();
             }
-            metrics_listener_ = *ml;
+            metrics_ = std::move(*ms);
         }
         return {};
     }
 
-    void accept(int fd, bool metrics) {
-        auto link = std::make_unique<HttpLink>(*this, metrics);
+    void accept(int fd) {
+        auto link = std::make_unique<HttpLink>(*this);
         auto c = net::Connection::adopt(r_, fd, link.get());
         if (!c) {
             return;
@@ -213,31 +222,51 @@ public:
         return resp;
     }
 
-    std::string metrics_text() {
-        std::ostringstream o;
-        o << "# HELP cfdtunnel_edge_tunnel_connections Registered tunnel connections on this "
-             "edge.\n# TYPE cfdtunnel_edge_tunnel_connections gauge\n"
-          << "cfdtunnel_edge_tunnel_connections{location=\"" << cfg_.location << "\"} "
-          << reg_.live_connections() << "\n"
-          << "# HELP cfdtunnel_edge_registrations_total Registration calls answered.\n"
-          << "# TYPE cfdtunnel_edge_registrations_total counter\n"
-          << "cfdtunnel_edge_registrations_total{result=\"accepted\"} " << accepted_ << "\n"
-          << "cfdtunnel_edge_registrations_total{result=\"refused\"} " << refused_ << "\n";
+    // What /metrics and /ready show: every core's counters (relaxed loads: each core writes its
+    // own, summed here on scrape) and the control thread's own figures.
+    edge::EdgeMetrics metrics_snapshot() const {
+        edge::EdgeMetrics m;
+        m.location = cfg_.location;
+        m.draining = draining_;
+        m.tunnel_connections = reg_.live_connections();
+        for (const auto& [raw, ci] : conns_) {
+            if (auto id = Uuid::from_bytes(ci.tunnel)) {
+                m.tunnel_connections_by_tunnel[id->str()]++;
+            }
+        }
+        m.registrations_accepted = accepted_;
+        m.registrations_refused = refused_;
         if (workers_list_ != nullptr) {
-            uint64_t out = 0, in = 0;
             for (const auto& w : *workers_list_) {
                 if (w) {
-                    out += w->counters().relayed_out.load(std::memory_order_relaxed);
-                    in += w->counters().relayed_in.load(std::memory_order_relaxed);
+                    edge::add_stats(m, w->counters());
                 }
             }
-            o << "# HELP cfdtunnel_edge_relayed_streams_total Requests whose tunnel connection "
-                 "was on another core, relayed through the mailboxes.\n"
-              << "# TYPE cfdtunnel_edge_relayed_streams_total counter\n"
-              << "cfdtunnel_edge_relayed_streams_total{side=\"sent\"} " << out << "\n"
-              << "cfdtunnel_edge_relayed_streams_total{side=\"received\"} " << in << "\n";
         }
-        return o.str();
+        m.arch = connector::build_arch();
+        m.resident_memory_bytes = connector::resident_memory_bytes();
+        return m;
+    }
+    std::string metrics_text() const { return edge::render_metrics(metrics_snapshot()); }
+
+    // HttpRoutes: the --metrics listener (GET only).
+    HttpReply get(std::string_view path) override {
+        if (path == "/metrics") {
+            return {200, std::string(prom::kContentType), metrics_text()};
+        }
+        if (path == "/ready") {
+            // 503 once draining: load balancers and probes stop sending here.
+            edge::EdgeMetrics m;
+            m.location = cfg_.location;
+            m.draining = draining_;
+            m.tunnel_connections = reg_.live_connections();
+            auto a = edge::ready_answer(m);
+            return {a.status, "application/json", std::move(a.body)};
+        }
+        if (path == "/healthcheck") {
+            return {200, "text/plain; charset=utf-8", "OK\n"};
+        }
+        return {404, "text/plain; charset=utf-8", "404 page not found\n"};
     }
     size_t live_connections() const { return reg_.live_connections(); }
     const EdgeConfig& config() const { return cfg_; }
@@ -257,6 +286,16 @@ public:
         edge::RouteTable table;
         for (const auto& r : *rs) {
             table.add(r.hostname, r.tunnel_id);
+        }
+        // Another process of this location (the one being replaced) holds these tunnels'
+        // connections: their connectors will come here once it lets them go.
+        if (cfg_.connector_wait.count() > 0) {
+            auto ex = store_.tunnels_at(cfg_.location, reg_.options().edge_id);
+            if (ex) {
+                for (const Uuid& t : *ex) {
+                    table.set_expected(t);
+                }
+            }
         }
         for (const auto& [tunnel, per_connector] : connectors_) {
             std::vector<edge::ConnectorRoute> routes;
@@ -423,6 +462,7 @@ public:
         drain_deadline_ = std::chrono::steady_clock::now() + cfg_.grace_period;
         log::info("Initiating graceful shutdown: no new connections, finishing public requests",
                   {{"signal", strsignal(sig)}, {"gracePeriod", format_duration(cfg_.grace_period)}});
+        sd_notify_or_warn("STOPPING=1\nSTATUS=Draining: finishing public requests");
         drain_posted_.assign(workers_, false);
         post_drain();
     }
@@ -446,8 +486,8 @@ public:
         if (api_listener_) {
             api_listener_->close();
         }
-        if (metrics_listener_) {
-            metrics_listener_->close();
+        if (metrics_) {
+            metrics_->close();
         }
         r_.request_stop();
     }
@@ -460,9 +500,8 @@ private:
     reactor::Reactor& r_;
     reactor::ReactorGroup& group_;
     Acceptor api_acceptor_;
-    Acceptor metrics_acceptor_;
     net::Listener* api_listener_ = nullptr;
-    net::Listener* metrics_listener_ = nullptr;
+    std::unique_ptr<HttpServer> metrics_;
     std::unordered_map<HttpLink*, std::unique_ptr<HttpLink>> links_;
     std::vector<std::unique_ptr<HttpLink>> dead_;
     // cloudflared reconnects with replaceExisting: the connection it had at that index on this
@@ -578,29 +617,10 @@ void HttpLink::on_recv(net::Connection&, net::LentBuf data) {
                 respond(413, "application/json", R"({"error":"request body too large"})", false);
                 break;
             }
-            if (metrics_) {
-                std::string path = h.path.substr(0, h.path.find('?'));
-                if (path == "/metrics") {
-                    respond(200, "text/plain; version=0.0.4", s_.metrics_text(), keep);
-                } else if (path == "/ready") {
-                    // 503 once draining: load balancers and probes stop sending here.
-                    int code = s_.draining() ? 503 : 200;
-                    size_t n = s_.live_connections();
-                    std::string b = "{\"status\":" + std::to_string(code) +
-                                    ",\"readyConnections\":" + std::to_string(n) +
-                                    ",\"location\":\"" + s_.config().location + "\"}";
-                    respond(code, "application/json", b, keep);
-                } else if (path == "/healthcheck") {
-                    respond(200, "text/plain; charset=utf-8", "OK\n", keep);
-                } else {
-                    respond(404, "text/plain; charset=utf-8", "404 page not found\n", keep);
-                }
-            } else {
-                const std::string* auth = http1::find_header(h.headers, "authorization");
-                ApiRequest req{h.method, h.path, auth ? std::string_view(*auth) : "", body_};
-                ApiResponse resp = s_.api(req);
-                respond(resp.status, "application/json", resp.body, keep);
-            }
+            const std::string* auth = http1::find_header(h.headers, "authorization");
+            ApiRequest req{h.method, h.path, auth ? std::string_view(*auth) : "", body_};
+            ApiResponse resp = s_.api(req);
+            respond(resp.status, "application/json", resp.body, keep);
         } else if (st == http1::Step::Error) {
             std::string out;
             http1::write_error_response(out, parser_.error().status, parser_.error().reason, false);
@@ -706,13 +726,22 @@ int run_edge(const EdgeConfig& cfg) {
         return 1;
     }
     store::Store& store = **st;
+    // Edges sharing this folder may start together: the first one makes the CA, certificate
+    // and token while the others wait, then they read them (never two CAs, one overwritten).
+    int setup_lock = ::open((dir + "/.setup.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (setup_lock < 0 || ::flock(setup_lock, LOCK_EX) != 0) {
+        log::error("Cannot lock the store's folder for set-up",
+                   {{"path", dir + "/.setup.lock"}, {"error", std::strerror(errno)}});
+        return 1;
+    }
     auto tls_ctx = edge_tls(cfg, dir);
+    auto token = tls_ctx ? load_or_create_token(dir) : Result<std::string>(std::string());
+    ::close(setup_lock);  // releases the lock
     if (!tls_ctx) {
         log::error("Cannot set up the tunnel listener's certificate",
                    {{"error", tls::describe(tls_ctx.error())}});
         return 1;
     }
-    auto token = load_or_create_token(dir);
     if (!token) {
         log::error("Cannot read or create the API token",
                    {{"path", dir + "/api-token"}, {"error", token.error().message()}});
@@ -768,6 +797,9 @@ int run_edge(const EdgeConfig& cfg) {
     // The client's out-queue must hold one stream window beyond its high-water mark.
     wc.tunnel.h2.stream_window = 512 << 10;
     wc.public_conn.high_water = 1 << 20;
+    wc.connector_wait = cfg.connector_wait;
+    wc.tunnel.ping_interval = cfg.ping_interval;
+    wc.tunnel.ping_timeout = cfg.ping_timeout;
     wc.public_conn.out_cap = 2 << 20;
     std::vector<std::unique_ptr<edge::Worker>> workers(
         go.threads ? go.threads : std::thread::hardware_concurrency() + 64);
@@ -811,6 +843,10 @@ int run_edge(const EdgeConfig& cfg) {
     if (!cfg.metrics.empty()) {
         log::info("Starting metrics server", {{"address", cfg.metrics + "/metrics"}});
     }
+    // Every listener is bound and accepting (the workers opened them in start()), so systemd
+    // (Type=notify) may start what depends on this edge.
+    sd_notify_or_warn("READY=1\nSTATUS=Serving location " + cfg.location + " on " +
+                      cfg.http_listen + ", tunnels on " + cfg.tunnel_listen);
     if (auto t = (*control)->add_timer(Millis{100}, &server); !t) {
         group.stop();
         return 1;

@@ -158,7 +158,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::open(reactor::Reactor& r,
                                                      HttpRoutes& routes,
                                                      const HttpServerLimits& l) {
     std::unique_ptr<HttpServer> s(new HttpServer(r, routes, l));
-    auto lst = net::Listener::open(r, addr, s.get(), net::ListenOptions{64, false, false});
+    auto lst = net::Listener::open(r, addr, s.get(), net::ListenOptions{64, l.reuse_port, false});
     if (!lst) {
         return lst.error();
     }

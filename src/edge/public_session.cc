@@ -60,6 +60,23 @@ std::string no_connector_page(std::string_view host) {
            " has no connector running.";
 }
 
+// Counting hooks: a null `s` (a session nobody counts) costs one test.
+void add(EdgeStats* s, std::atomic<uint64_t> EdgeStats::*c, uint64_t n = 1) {
+    if (s != nullptr) {
+        bump(s->*c, n);
+    }
+}
+void add(EdgeStats* s, std::atomic<int64_t> EdgeStats::*c, int64_t n) {
+    if (s != nullptr) {
+        bump(s->*c, n);
+    }
+}
+void add_error(EdgeStats* s, ErrorCause c) {
+    if (s != nullptr) {
+        count_error(*s, c);
+    }
+}
+
 bool parse_u64(std::string_view s, uint64_t* out) {
     if (s.empty()) {
         return false;
@@ -71,10 +88,21 @@ bool parse_u64(std::string_view s, uint64_t* out) {
 }  // namespace
 
 PublicSession::PublicSession(PublicRouter& router, PublicIo& io, const PublicOptions& opts)
-    : router_(router), io_(io), opts_(opts), parser_(opts.limits) {}
+    : router_(router), io_(io), opts_(opts), parser_(opts.limits) {
+    add(opts_.stats, &EdgeStats::public_connections, 1);
+}
 
 PublicSession::~PublicSession() {
     detach_stream();
+    end_request();
+    add(opts_.stats, &EdgeStats::public_connections, -1);
+}
+
+void PublicSession::end_request() {
+    if (in_flight_) {
+        in_flight_ = false;
+        add(opts_.stats, &EdgeStats::concurrent, -1);
+    }
 }
 
 bool PublicSession::wants_input() const {
@@ -89,10 +117,12 @@ bool PublicSession::send(std::string_view bytes) {
         close_now();
         return false;
     }
+    add(opts_.stats, &EdgeStats::response_bytes, bytes.size());
     return true;
 }
 
 void PublicSession::feed(std::string_view bytes) {
+    add(opts_.stats, &EdgeStats::request_bytes, bytes.size());
     if (closing_) {
         return;
     }
@@ -160,6 +190,9 @@ void PublicSession::process() {
 
 void PublicSession::process_once() {
     for (int guard = 0; guard < 100000 && !closing_; guard++) {
+        if (phase_ == Phase::Wait) {
+            break;  // route_again() resumes
+        }
         if (phase_ == Phase::Proxy && !push_body()) {
             break;  // on_tunnel_room() resumes
         }
@@ -200,6 +233,9 @@ void PublicSession::process_once() {
         } else if (s == http1::Step::Upgrade) {
             answer(501, "Upgrades are not supported by this edge", false);
         } else if (s == http1::Step::Error) {
+            if (phase_ == Phase::Head) {
+                add(opts_.stats, &EdgeStats::requests);  // a head that never became a request
+            }
             head_request_ = false;
             answer(parser_.error().status, parser_.error().reason, false);
         } else {
@@ -230,8 +266,9 @@ bool PublicSession::push_body() {
     size_t n = t->write_body(sid_, body_pending_, end_pending_);
     if (n > 0) {
         body_written_ += n;
-        // Kept only while a retry could use it: an idempotent method, a small body.
-        if (replayable_ && idempotent_ && replay_.size() + n <= kMaxReplay) {
+        // Kept while a retry could use it (a small body): an idempotent request may go again
+        // after any failure before its response, any request after a refused stream.
+        if (replayable_ && replay_.size() + n <= kMaxReplay) {
             replay_.append(body_pending_, 0, n);
         } else if (replayable_) {
             replayable_ = false;
@@ -274,9 +311,12 @@ bool PublicSession::open_upstream(RouteResult r) {
     return false;
 }
 
-bool PublicSession::retry() {
+bool PublicSession::retry(uint32_t code) {
+    // REFUSED_STREAM: the connector never processed it (RFC 9113 §8.7), so even a POST whose
+    // body went out may go again; anything else could have reached the origin.
+    bool unprocessed = code == http2::kRefusedStream;
     if (closing_ || attempts_ >= kMaxAttempts ||
-        (body_written_ > 0 && !(idempotent_ && replayable_))) {
+        (body_written_ > 0 && !(replayable_ && (idempotent_ || unprocessed)))) {
         return false;
     }
     tried_.push_back(connector_);
@@ -301,6 +341,11 @@ bool PublicSession::retry() {
 void PublicSession::start_exchange() {
     const http1::RequestHead& h = parser_.head();
     exchanges_++;
+    add(opts_.stats, &EdgeStats::requests);
+    if (!in_flight_) {
+        in_flight_ = true;
+        add(opts_.stats, &EdgeStats::concurrent, 1);
+    }
     keep_alive_ = h.keep_alive && !draining_;
     head_request_ = h.method == "HEAD";
     http10_ = h.version_major == 1 && h.version_minor == 0;
@@ -322,20 +367,40 @@ void PublicSession::start_exchange() {
     replayable_ = true;
     idempotent_ = h.method == "GET" || h.method == "HEAD" || h.method == "OPTIONS" ||
                   h.method == "TRACE" || h.method == "PUT" || h.method == "DELETE";
-    // A local answer keeps the connection only when no request body has to be skipped.
-    bool keep = keep_alive_ && !req_has_body_;
     if (h.upgrade) {
         answer(501, "WebSocket and CONNECT are not supported by this edge yet", false);
         return;
     }
-    std::string host = host_without_port(h.authority);
-    if (host.empty()) {
+    if (host_without_port(h.authority).empty()) {
         answer(400, "Bad Request: missing Host header", false);
         return;
     }
+    route_exchange(true);
+}
+
+void PublicSession::route_again(bool last) {
+    if (phase_ != Phase::Wait || closing_) {
+        return;
+    }
+    phase_ = Phase::Head;
+    route_exchange(!last);
+    if (phase_ != Phase::Wait) {
+        process();  // the body, or the next request
+    }
+}
+
+void PublicSession::route_exchange(bool may_wait) {
+    const http1::RequestHead& h = parser_.head();
+    // A local answer keeps the connection only when no request body has to be skipped.
+    bool keep = keep_alive_ && !req_has_body_;
+    std::string host = host_without_port(h.authority);
     RouteResult r = router_.route(h.authority);
     if (r.kind == RouteResult::Kind::UnknownHost) {
         answer(404, "Not Found: no tunnel is routed for " + host, keep);
+        return;
+    }
+    if (r.kind == RouteResult::Kind::Wait && may_wait) {
+        phase_ = Phase::Wait;
         return;
     }
     if (r.kind != RouteResult::Kind::Ok || r.conn == nullptr) {
@@ -361,6 +426,10 @@ void PublicSession::answer(uint16_t status, std::string_view text, bool keep_ali
     resp_started_ = true;
     resp_done_ = true;
     keep_alive_ = keep_alive;
+    if (opts_.stats != nullptr) {
+        count_response(*opts_.stats, status);
+        count_error(*opts_.stats, cause_of_status(status));
+    }
     scratch_.clear();
     http1::write_error_response(scratch_, status, text, keep_alive, "text/plain; charset=utf-8",
                                 head_request_);
@@ -369,6 +438,7 @@ void PublicSession::answer(uint16_t status, std::string_view text, bool keep_ali
     }
     if (!keep_alive) {
         detach_stream();
+        end_request();
         closing_ = true;
         io_.close_after_flush();
         return;
@@ -384,6 +454,7 @@ void PublicSession::maybe_finish() {
 
 void PublicSession::finish_exchange() {
     detach_stream();
+    end_request();
     head_begun_ = false;
     if (!keep_alive_ || eof_) {
         closing_ = true;
@@ -423,6 +494,7 @@ void PublicSession::close_now() {
         return;
     }
     detach_stream();
+    end_request();
     closing_ = true;
     io_.abort();
 }
@@ -479,6 +551,9 @@ void PublicSession::on_tunnel_response(StreamTarget& t, int32_t sid, int status,
         return;
     }
     resp_started_ = true;
+    if (opts_.stats != nullptr) {
+        count_response(*opts_.stats, status);
+    }
     (void)send(scratch_);
 }
 
@@ -495,6 +570,7 @@ void PublicSession::on_tunnel_data(StreamTarget& t, int32_t sid, std::string_vie
     if (resp_framing_ == http1::BodyKind::Length) {
         if (n > resp_left_) {
             // More than the connector's own Content-Length: the client would be desynchronised.
+            add_error(opts_.stats, ErrorCause::Aborted);
             close_now();
             return;
         }
@@ -523,6 +599,7 @@ void PublicSession::on_tunnel_end(StreamTarget& t, int32_t sid) {
         return;
     }
     if (resp_framing_ == http1::BodyKind::Length && resp_left_ != 0) {
+        add_error(opts_.stats, ErrorCause::Aborted);
         close_now();  // short body: only a close tells the client
         return;
     }
@@ -552,12 +629,11 @@ void PublicSession::on_tunnel_close(StreamTarget& t, int32_t sid, uint32_t code)
     if (&t != tunnel_ || sid != sid_) {
         return;
     }
-    (void)code;
     // The stream is gone: nothing to reset or consume on it.
     tunnel_ = nullptr;
     sid_ = -1;
     unconsumed_ = 0;
-    if (!resp_started_ && retry()) {
+    if (!resp_started_ && retry(code)) {
         process();  // the body goes down the new stream
         return;
     }
@@ -566,6 +642,7 @@ void PublicSession::on_tunnel_close(StreamTarget& t, int32_t sid, uint32_t code)
     if (!resp_started_) {
         answer(502, "Bad Gateway: the tunnel stream ended before a response", false);
     } else if (!resp_done_) {
+        add_error(opts_.stats, ErrorCause::Aborted);
         close_now();
     } else {
         maybe_finish();

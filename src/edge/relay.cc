@@ -299,6 +299,11 @@ void RelayServer::open(uint32_t from, int32_t sid, void* payload) {
         return;
     }
     StreamTarget* t = host_.local_target(p->authority, p->has_connector ? &p->connector : nullptr);
+    if (t == nullptr && p->has_connector) {
+        // That connector's connection here went away (it drains, or died) after the opening
+        // core chose it: any other connection of the tunnel here serves instead.
+        t = host_.local_target(p->authority, nullptr);
+    }
     if (t == nullptr) {
         // The connection A saw here is gone or draining: refused before any response byte.
         r.reply(kMsgRelayClose, http2::kRefusedStream);

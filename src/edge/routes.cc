@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 namespace cfd::edge {
 
@@ -86,6 +87,10 @@ std::string RouteTable::fingerprint() const {
     }
     for (const auto& [k, v] : conns) {
         out += Uuid::from_bytes(k)->str() + ":" + v + "\n";
+    }
+    std::set<std::string> expected(expected_.begin(), expected_.end());
+    for (const auto& k : expected) {
+        out += "expected " + Uuid::from_bytes(k)->str() + "\n";
     }
     return out;
 }

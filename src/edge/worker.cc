@@ -13,11 +13,6 @@ namespace cfd::edge {
 namespace {
 constexpr Millis kTick{250};
 
-// Single writer: a plain add published with a relaxed store, no locked instruction.
-void bump(std::atomic<uint64_t>& c) {
-    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
-
 std::string peer_ip_of(int fd) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -138,6 +133,20 @@ public:
     void attach(net::Connection* c) { conn_ = c; }
 
     reactor::TimePoint last_rx{};
+    // A request waiting for an expected connector gets `limit`, then a connection or 530.
+    void check_wait(reactor::TimePoint now, Millis limit) {
+        if (!session_ || !session_->waiting()) {
+            wait_seen_ = false;
+            return;
+        }
+        if (!wait_seen_) {
+            wait_seen_ = true;
+            wait_since_ = now;
+        } else if (now - wait_since_ >= limit) {
+            wait_seen_ = false;
+            session_->route_again(true);
+        }
+    }
     void close_if_idle(reactor::TimePoint now, Millis limit) {
         if (conn_ != nullptr && session_ && session_->idle() && now - last_rx >= limit) {
             conn_->close(Error{Errc::TimedOut, 0, "idle"});
@@ -201,6 +210,8 @@ private:
     Worker& w_;
     net::Connection* conn_ = nullptr;
     std::unique_ptr<PublicSession> session_;
+    bool wait_seen_ = false;
+    reactor::TimePoint wait_since_{};
 };
 
 // --- Worker ----------------------------------------------------------------------------------
@@ -219,6 +230,7 @@ Worker::Worker(reactor::Reactor& r, const WorkerConfig& cfg) : r_(r), cfg_(cfg) 
     tunnel_acceptor_.w = this;
     tunnel_acceptor_.tunnel = true;
     public_acceptor_.w = this;
+    cfg_.pub.stats = &counters_;  // bump() (cfd/edge/stats.h): single writer, this thread
 }
 
 // The reactor is gone by now: sessions first (they point at tunnel connections and relays),
@@ -322,7 +334,7 @@ RouteResult Worker::route(std::string_view host, std::span<const Uuid> avoid) {
         if (TunnelConn* c = pick_local(*t, nullptr)) {
             return {RouteResult::Kind::Ok, c, c->request().options.client.client_id};
         }
-        return {RouteResult::Kind::NoConnector, nullptr, {}};
+        return no_connector(*t);
     }
     auto avoided = [&](const ConnectorRoute& c) {
         return std::find(avoid.begin(), avoid.end(), c.id) != avoid.end();
@@ -349,7 +361,9 @@ RouteResult Worker::route(std::string_view host, std::span<const Uuid> avoid) {
             size_t b = (a + 1 + (x >> 32) % (cand.size() - 1)) % cand.size();
             int32_t la = cfg_.load ? cfg_.load->load((*all)[cand[a]].load_slot) : 0;
             int32_t lb = cfg_.load ? cfg_.load->load((*all)[cand[b]].load_slot) : 0;
-            pick = lb < la || (lb == la && ((*all)[cand[b]].cores & self)) ? b : a;
+            // A tie keeps `a`, itself drawn at random: preferring the connector that has a
+            // connection on this core would starve, at light load, one that has none here.
+            pick = lb < la ? b : a;
         }
         const ConnectorRoute& c = (*all)[cand[pick]];
         if (TunnelConn* local = pick_local(*t, &c.id)) {
@@ -368,7 +382,28 @@ RouteResult Worker::route(std::string_view host, std::span<const Uuid> avoid) {
         }
         cand.erase(cand.begin() + static_cast<ptrdiff_t>(pick));  // stale: gone from here
     }
+    return no_connector(*t);
+}
+
+RouteResult Worker::no_connector(const Uuid& tunnel) const {
+    if (cfg_.connector_wait.count() > 0 && routes_->expected(tunnel)) {
+        return {RouteResult::Kind::Wait, nullptr, {}};
+    }
     return {RouteResult::Kind::NoConnector, nullptr, {}};
+}
+
+void Worker::wake_waiters() {
+    std::vector<PublicLink*> waiting;
+    for (auto& [p, l] : publics_) {
+        if (p->session() != nullptr && p->session()->waiting()) {
+            waiting.push_back(p);
+        }
+    }
+    for (PublicLink* p : waiting) {
+        if (p->session() != nullptr) {
+            p->session()->route_again(false);
+        }
+    }
 }
 
 void Worker::on_retry() {
@@ -508,6 +543,7 @@ void Worker::on_answer(std::unique_ptr<RegisterAnswerMsg> a) {
     }
     registry_[std::string(l.tunnel().request().tunnel_id.raw())].push_back(&l);
     l.in_registry = true;
+    wake_waiters();
 }
 
 void Worker::unroute(TunnelLink& l) {
@@ -591,7 +627,24 @@ void Worker::drain() {
             s->drain();
         }
     }
+    release_idle_tunnels();
     check_drained();
+}
+
+// While draining, a tunnel connection with no stream left closes: its connector reconnects at
+// once, to the edge process that replaces this one (or to its other location), while the
+// connections still carrying requests finish them here.
+void Worker::release_idle_tunnels() {
+    std::vector<TunnelLink*> idle;
+    for (auto& [id, l] : tunnels_) {
+        if (l->tunnel().open_streams() == 0 && l->tunnel().state() != TunnelConn::State::Closed) {
+            idle.push_back(l.get());
+        }
+    }
+    for (TunnelLink* l : idle) {
+        unroute(*l);
+        l->shutdown("edge draining");
+    }
 }
 
 void Worker::check_drained() {
@@ -611,6 +664,7 @@ void Worker::on_message(reactor::Reactor&, const reactor::Message& m) {
         on_answer(std::unique_ptr<RegisterAnswerMsg>(static_cast<RegisterAnswerMsg*>(m.ptr)));
     } else if (m.tag == kMsgRoutes) {
         routes_.reset(static_cast<RouteTable*>(m.ptr));
+        wake_waiters();
     } else if (m.tag == kMsgCloseConn) {
         Uuid id = uuid_from_words(m.a, m.b);
         for (auto& [key, l] : tunnels_) {
@@ -661,6 +715,10 @@ void Worker::on_timer(reactor::TimerId, uint64_t) {
     }
     for (PublicLink* p : pubs) {
         p->close_if_idle(now, cfg_.public_idle_timeout);
+        p->check_wait(now, cfg_.connector_wait);
+    }
+    if (draining_) {
+        release_idle_tunnels();
     }
     check_drained();
     if (!r_.stop_requested()) {

@@ -300,6 +300,17 @@ public:
         });
     }
 
+    Result<std::vector<Uuid>> tunnels_at(std::string_view location,
+                                         const Uuid& except_edge) override {
+        auto st = db_.prepare(
+            "SELECT DISTINCT c.tunnel_id FROM connections c JOIN edges e ON e.edge_id = c.edge_id"
+            " WHERE c.location = ? AND c.edge_id != ? AND e.seen_at >= ?");
+        if (st) {
+            st->bind(1, location).bind_blob(2, except_edge.raw()).bind(3, now_micros() - lease_);
+        }
+        return collect<Uuid>(st, [](const Statement& r) { return uuid_col(r, 0); });
+    }
+
     Result<int> cleanup_connections(const Uuid& tunnel_id,
                                     const std::optional<Uuid>& connector_id) override {
         auto st = db_.prepare(connector_id ? "DELETE FROM connections WHERE tunnel_id = ?"

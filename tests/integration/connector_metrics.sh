@@ -87,6 +87,10 @@ for name in ha_connections total_requests concurrent_requests response_by_code r
     grep -q "^# TYPE cfdtunnel_tunnel_$name " "$TEST_TMP/metrics.txt" || fail "no $name family"
 done
 grep -q '^cfdtunnel_build_info{version="' "$TEST_TMP/metrics.txt" || fail "no build info"
+for loc in DFW MCI; do
+    [[ $(grep -c "^cfdtunnel_tunnel_server_locations{connection_id=\"[0-3]\",edge_location=\"$loc\"} 1" \
+        "$TEST_TMP/metrics.txt") == 2 ]] || fail "server_locations for $loc: $(grep server_locations "$TEST_TMP/metrics.txt")"
+done
 
 # N requests through both locations: every one counted, by code too.
 n=6

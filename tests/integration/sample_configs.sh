@@ -108,4 +108,19 @@ kill -TERM "$EDGE_PID"
 edge_gone() { ! kill -0 "$EDGE_PID"; }
 wait_until 20 edge_gone || fail "the edge did not stop on SIGTERM"
 grep -q 'Edge stopped' "$TEST_TMP/edge.log" || fail "the edge did not log 'Edge stopped'"
+
+# A misspelt section is a configuration error (exit 2) naming the file, the line and the
+# section, for both roles: never ignored in silence.
+printf '[edge]\nlocation = DFW\n[egde]\nworkers = 2\n' >"$TEST_TMP/typo-edge.ini"
+rc=0
+"$CFD_BIN" edge --config "$TEST_TMP/typo-edge.ini" 2>"$TEST_TMP/typo-edge.err" || rc=$?
+((rc == 2)) || fail "a misspelt edge section exited $rc, not 2"
+grep -q 'typo-edge.ini:4.*unknown section \[egde\]' "$TEST_TMP/typo-edge.err" ||
+    fail "edge typo message: $(cat "$TEST_TMP/typo-edge.err")"
+printf '[conector]\nurl = http://127.0.0.1:1\n' >"$TEST_TMP/typo-conn.ini"
+rc=0
+"$CFD_BIN" tunnel run --config "$TEST_TMP/typo-conn.ini" --token x 2>"$TEST_TMP/typo-conn.err" || rc=$?
+((rc == 2)) || fail "a misspelt connector section exited $rc, not 2"
+grep -q 'typo-conn.ini:2.*unknown section \[conector\]' "$TEST_TMP/typo-conn.err" ||
+    fail "connector typo message: $(cat "$TEST_TMP/typo-conn.err")"
 echo "PASS"

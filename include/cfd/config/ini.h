@@ -2,6 +2,7 @@
 // configuration error can name the file, the line and the key.
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,5 +52,10 @@ private:
 // Splits `tls "example.com"` into kind `tls` and name `example.com`; a plain section has an
 // empty name. Returns false when the quoting is malformed.
 bool split_section(std::string_view section, std::string* kind, std::string* name);
+
+// Every section of `file` must be of one of `kinds` (`ingress` allows [ingress "NAME"]): a
+// misspelt section would otherwise be ignored in silence. The error names file, line, section.
+Result<void, Diag> check_sections(const IniFile& file,
+                                  std::initializer_list<std::string_view> kinds);
 
 }  // namespace cfd::config

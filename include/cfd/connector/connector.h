@@ -29,6 +29,7 @@ struct ConnectorOptions {
     std::string ca_file;   // empty: the system pool
     std::string server_name{tls::kTunnelServerName};
     Millis dial_timeout{15000};
+    Millis silence_timeout{10000};  // see EdgeLinkConfig
     net::BackoffPolicy backoff{};
     const Router* router = nullptr;  // must outlive the connector
 };

@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -33,6 +35,25 @@ struct ConnectorStats {
     std::atomic<int> permanent_refusals{0};  // connections refused with should_retry=false
     std::atomic<int> unregistered{0};        // connections whose unregistration completed
     std::atomic<int> closed_for_good{0};     // connections that will not reconnect (draining)
+
+    // The edge location each registered connection serves, by connection index, for /metrics.
+    // Written on registration changes only (never per request), so a lock is fine here.
+    void set_location(uint8_t index, std::string_view location) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (location.empty()) {
+            locations_.erase(index);
+        } else {
+            locations_[index] = std::string(location);
+        }
+    }
+    std::map<uint32_t, std::string> locations() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return locations_;
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::map<uint32_t, std::string> locations_;
 };
 
 class OriginPool {
@@ -75,6 +96,9 @@ struct EdgeLinkConfig {
     net::SockAddr edge;
     std::string server_name{tls::kTunnelServerName};
     Millis dial_timeout{15000};
+    // The edge PINGs every few seconds: nothing at all from it for this long means the link
+    // is dead (a silent middlebox, a frozen edge), so it is closed and dialed again. 0: never.
+    Millis silence_timeout{10000};
     net::BackoffPolicy backoff{};
     http2::Settings h2{};
     ProxyLimits proxy{};
@@ -115,7 +139,7 @@ private:
     void on_eof(net::Connection& c) override;
     void on_resume(net::Connection& c) override;
     void on_close(net::Connection& c, Error reason) override;
-    // reactor::TimerTarget: reconnect, or the unregister deadline.
+    // reactor::TimerTarget: reconnect, the unregister deadline, or the silence watchdog.
     void on_timer(reactor::TimerId id, uint64_t arg) override;
     // OriginDialer
     void dial(const OriginService& svc, int32_t id) override;
@@ -126,6 +150,7 @@ private:
     void lost(std::string_view why);
     void schedule_reconnect(Millis at_least);
     void set_registered(bool r);
+    void arm_watch();
 
     reactor::Reactor& reactor_;
     OriginPool& pool_;
@@ -140,6 +165,8 @@ private:
     std::unique_ptr<Proxy> proxy_;
     std::unique_ptr<TunnelSession> session_;
     reactor::TimerId timer_{};
+    reactor::TimerId watch_{};         // the silence watchdog, while connected
+    reactor::TimePoint last_rx_{};     // when the edge last sent a byte
     bool registered_ = false;
     bool refused_for_good_ = false;
     bool unregistered_ = false;  // draining: the edge confirmed unregisterConnection

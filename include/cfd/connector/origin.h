@@ -16,9 +16,12 @@ namespace cfd::connector {
 
 struct OriginService {
     // Http: HTTP/1.1 to `addr` (TCP or a unix socket), in clear or over TLS (`use_tls`).
-    // Unsupported: a rule whose service this connector cannot serve yet (tcp://, ssh://); its
-    // requests are answered 502 by the connector, saying so.
-    enum class Kind : uint8_t { Http, HttpStatus, HelloWorld, Unsupported };
+    // Tcp: tcp:// and ssh://, a byte stream to `addr`, reached by a WebSocket stream (cloudflared
+    // access tcp: the frames' payloads are the bytes) or a raw TCP stream; never pooled. A
+    // plain HTTP request for it is answered 502.
+    // Unsupported: a rule whose service this connector cannot serve; its requests are answered
+    // 502 by the connector, saying so.
+    enum class Kind : uint8_t { Http, HttpStatus, HelloWorld, Tcp, Unsupported };
     Kind kind = Kind::Http;
     std::string url;             // as configured, for logs
     net::SockAddr addr;          // Http: resolved once, at start (TCP, or a unix socket)
@@ -57,7 +60,8 @@ struct OriginService {
 [[nodiscard]] Status set_tcp_keep_alive(int fd, Millis every);
 
 // "http://host[:port]" (names resolved now: call at start, never on a reactor),
-// "http_status:NNN", "hello_world" (also "hello-world"). Others: Errc::Unsupported/Invalid.
+// "tcp://host:port", "ssh://host[:port]" (port 22 by default), "http_status:NNN",
+// "hello_world" (also "hello-world"). Others: Errc::Unsupported/Invalid.
 [[nodiscard]] Result<OriginService> parse_origin_url(std::string_view url);
 
 class Router {

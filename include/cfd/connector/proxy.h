@@ -9,6 +9,14 @@
 // origin connection took it; origin reads pause while a stream's response buffer is full and
 // resume as HTTP/2 sends it.
 //
+// tcp:// and ssh:// rules (cloudflared's TCP services) are byte pipes: a WebSocket stream (the
+// edge's side of `cfdtunnel access tcp`, cloudflared's "TCP over WebSocket") is answered 200
+// once the origin is connected, then the client's frames (masked) are decoded and their
+// payloads go to the origin raw, and the origin's bytes come back as binary frames; a raw TCP
+// stream (Cf-Cloudflared-Proxy-Src) is routed by its :authority's host to a tcp:// or ssh://
+// rule, never to an address of the edge's choosing, and bytes pass as they are. The same
+// watermarks apply in both directions.
+//
 // Origin connections come from an OriginDialer (the reactor glue, or a test) and are driven
 // through OriginLink; the dialer answers with origin_ready()/origin_failed(), the link's owner
 // reports bytes and closes with origin_data()/origin_eof()/origin_closed()/origin_writable().
@@ -39,6 +47,10 @@ public:
     // Queues at most room() bytes.
     virtual void send(std::string_view bytes) = 0;
     virtual void pause_recv(bool paused) = 0;
+    // A byte-stream origin (tcp://, ssh://): the edge's side ended, so the origin gets a FIN
+    // once everything send() took is out; its own bytes keep coming. Links that only ever
+    // carry HTTP exchanges have nothing to half-close and may keep the default.
+    virtual void shutdown_write() {}
     // The stream is done with the link: back to the pool when `reusable` (a complete exchange
     // that keeps the connection alive), closed otherwise. The link is not used after this.
     virtual void release(bool reusable) = 0;
@@ -152,6 +164,14 @@ private:
     void release_link(Stream& s, bool reusable);
     bool retry_stale(Stream& s);
     void count_status(int status);
+    // Byte pipes (tcp://, ssh://).
+    void open_tcp_stream(Stream& s, const http2::Headers& headers);
+    void start_pipe(Stream& s, const http2::Headers& headers);
+    void pipe_connected(Stream& s);
+    void pipe_edge_data(Stream& s, std::string_view bytes);
+    void pipe_progress(Stream& s);
+    void pipe_origin_done(Stream& s, uint16_t ws_code);
+    void drop_request(Stream& s);
 
     const Router& router_;
     OriginDialer& dialer_;

@@ -35,6 +35,13 @@ struct EdgeConfig {
     int64_t max_connectors_per_tunnel = 100;
     // SIGTERM: how long in-flight public requests may take before the tunnel connections close.
     Millis grace_period{30000};
+    // How long a request waits for a connector that another process of this location still
+    // holds (a restart in progress) before it is answered 530; 0: never waits.
+    Millis connector_wait{5000};
+    // Tunnel connections: a PING every ping_interval; an ACK later than ping_timeout means the
+    // connector is gone, and its routes are dropped at once.
+    Millis ping_interval{5000};
+    Millis ping_timeout{5000};
 };
 
 // Runs until SIGTERM/SIGINT. Returns a process exit code.

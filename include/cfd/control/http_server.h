@@ -1,7 +1,6 @@
 // A small, bounded HTTP/1.1 server for read-only endpoints (readiness, health, Prometheus
-// metrics): GET only, tiny requests, short answers. The connector serves /ready, /healthcheck and
-// /metrics with it from its control thread; the edge's metrics endpoint (edge_server.cc) has the
-// same shape and can move onto it.
+// metrics): GET only, tiny requests, short answers. The connector and the edge serve /ready,
+// /healthcheck and /metrics with it from their control threads.
 //
 //   HttpExchange   sans-I/O: request bytes in, response bytes out, for one client connection.
 //   HttpServer     the reactor glue: a listener, at most max_connections clients, each closed
@@ -50,6 +49,9 @@ struct HttpServerLimits {
     uint32_t max_connections = 64;
     // A connection that sent no request for this long is closed.
     Millis idle_timeout{10000};
+    // SO_REUSEPORT on the listener: a process taking over (the edge's drain and handover) may
+    // bind the address while this one still serves it. Off: an address in use is an error.
+    bool reuse_port = false;
 };
 
 // One client connection's requests and answers, without sockets. Pipelined requests are answered
@@ -78,7 +80,7 @@ private:
 
 class HttpServer final : private net::AcceptHandler, private reactor::TimerTarget {
 public:
-    // Binds `addr` (no SO_REUSEPORT: an address in use is an error, Errc::Syscall with
+    // Binds `addr` (without l.reuse_port, an address in use is an error, Errc::Syscall with
     // sys == EADDRINUSE) on reactor `r`, which must be the calling thread's. The server must
     // outlive the reactor's run(): its listener and connections call back into it until then.
     [[nodiscard]] static Result<std::unique_ptr<HttpServer>> open(reactor::Reactor& r,

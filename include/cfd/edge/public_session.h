@@ -13,8 +13,9 @@
 //
 // Retry (DESIGN.md §5): a stream refused, reset or lost before any response byte is opened
 // again on another connector (the router avoids the ones tried), at most kMaxAttempts streams
-// in all: always when no request-body byte went to the tunnel, otherwise only for an idempotent
-// method whose body so far is still held (up to kMaxReplay bytes are kept for that).
+// in all: always when no request-body byte went to the tunnel; otherwise when the body so far
+// is still held (up to kMaxReplay bytes are kept) and either the method is idempotent or the
+// stream was refused (REFUSED_STREAM: never processed, RFC 9113 §8.7).
 //
 // Answers of its own, with short bodies: unknown host 404, no connector 530 (error 1033),
 // malformed 400 (or the parser's 413/414/431/501/505), no stream could serve it 502.
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "cfd/core/uuid.h"
+#include "cfd/edge/stats.h"
 #include "cfd/edge/tunnel_conn.h"
 #include "cfd/http1/parser.h"
 #include "cfd/http1/writer.h"
@@ -58,7 +60,8 @@ public:
 };
 
 struct RouteResult {
-    enum class Kind : uint8_t { UnknownHost, NoConnector, Ok };
+    // Wait: no connection here yet, but one is expected soon (a restart of this location).
+    enum class Kind : uint8_t { UnknownHost, NoConnector, Ok, Wait };
     Kind kind = Kind::UnknownHost;
     StreamTarget* conn = nullptr;  // Ok: a connection here, or the relay to its core
     Uuid connector;                // Ok: whose connection it is (a retry avoids it)
@@ -92,6 +95,8 @@ public:
 struct PublicOptions {
     http1::Limits limits;
     size_t max_input = 64 << 10;  // bytes held while the tunnel does not take the body
+    // The core's counters (the worker's); null: not counted. Written on the session's thread.
+    EdgeStats* stats = nullptr;
 };
 
 class PublicSession final : public StreamSink {
@@ -112,6 +117,11 @@ public:
     // False: stop reading from the client (input held, or the connection is ending).
     bool wants_input() const;
     bool closing() const { return closing_; }
+    // A request whose tunnel's connectors are expected here soon (RouteResult::Kind::Wait)
+    // waits, its input held, until route_again(): after a routing change (`last` false: it may
+    // wait on), or when its time is up (`last`: a connection or 530).
+    bool waiting() const { return phase_ == Phase::Wait; }
+    void route_again(bool last);
     // The edge is draining: the exchange in progress (or the next, if a head has begun) is the
     // connection's last, answered with Connection: close; an idle connection closes now.
     void drain();
@@ -130,17 +140,20 @@ public:
     void on_tunnel_room(StreamTarget& t, int32_t sid) override;
 
 private:
-    enum class Phase : uint8_t { Head, Local, Proxy };
+    enum class Phase : uint8_t { Head, Wait, Local, Proxy };
 
     // Not re-entrant: a tunnel event arriving inside it (write_body() flushes) sets again_.
     void process();
     void process_once();
     void start_exchange();
+    // Routes the exchange whose head was parsed: a stream, a wait, or an answer of our own.
+    void route_exchange(bool may_wait);
     // Opens the exchange's stream on `r`, or on other connectors while streams are refused at
     // once, within kMaxAttempts. False: none took it.
     bool open_upstream(RouteResult r);
-    // The stream ended before any response byte: true when another one carries the request.
-    bool retry();
+    // The stream ended (`code`) before any response byte: true when another one carries the
+    // request.
+    bool retry(uint32_t code);
     bool push_body();
     void answer(uint16_t status, std::string_view text, bool keep_alive);
     void maybe_finish();
@@ -148,6 +161,8 @@ private:
     void close_now();
     bool send(std::string_view bytes);
     void detach_stream();
+    // The request in progress is answered (or given up): it leaves the in-flight gauge.
+    void end_request();
 
     PublicRouter& router_;
     PublicIo& io_;
@@ -164,6 +179,7 @@ private:
     bool again_ = false;
     uint64_t exchanges_ = 0;
     uint64_t retries_ = 0;
+    bool in_flight_ = false;  // counted in EdgeStats::concurrent
 
     // The current exchange.
     bool keep_alive_ = true;

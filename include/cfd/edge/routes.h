@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cfd/core/uuid.h"
@@ -32,6 +33,11 @@ public:
     void set_connectors(const Uuid& tunnel, std::vector<ConnectorRoute> connectors);
     // Never empty when not null.
     const std::vector<ConnectorRoute>* connectors(const Uuid& tunnel) const;
+    // Tunnels whose connectors are expected here soon: another edge process of this location
+    // holds their connections (a restart in progress). A request for one of them waits a
+    // little for a connection instead of answering 530 at once.
+    void set_expected(const Uuid& tunnel) { expected_.insert(std::string(tunnel.raw())); }
+    bool expected(const Uuid& tunnel) const { return expected_.count(std::string(tunnel.raw())); }
     // A canonical text of the table, to tell whether a reload changed anything.
     std::string fingerprint() const;
 
@@ -40,6 +46,7 @@ private:
     std::unordered_map<std::string, Uuid> wildcard_;   // key: the parent domain of "*.x"
     // raw tunnel UUID -> its connectors
     std::unordered_map<std::string, std::vector<ConnectorRoute>> connectors_;
+    std::unordered_set<std::string> expected_;  // raw tunnel UUIDs
 };
 
 // "App.Example.com:8080" -> "app.example.com"; "[::1]:80" -> "::1".

@@ -24,6 +24,7 @@
 #include "cfd/edge/public_session.h"
 #include "cfd/edge/relay.h"
 #include "cfd/edge/routes.h"
+#include "cfd/edge/stats.h"
 #include "cfd/edge/tunnel_conn.h"
 #include "cfd/net/connection.h"
 #include "cfd/net/listener.h"
@@ -43,6 +44,7 @@ struct WorkerConfig {
     PublicOptions pub;
     net::ConnOptions public_conn;
     Millis public_idle_timeout{60000};  // keep-alive idle, and the time to send a head
+    Millis connector_wait{5000};        // a request for an expected tunnel waits this long
     net::ConnOptions tunnel_conn;
 };
 
@@ -73,12 +75,9 @@ public:
     void relay_post(uint32_t to, const reactor::Message& m) override;
     StreamTarget* local_target(std::string_view authority, const Uuid* connector) override;
 
-    // Counters written by this worker's thread only, read by any (metrics).
-    struct Counters {
-        std::atomic<uint64_t> relayed_out{0};  // streams sent to another core's connection
-        std::atomic<uint64_t> relayed_in{0};   // streams other cores sent here
-        std::atomic<uint64_t> retries{0};      // requests tried again on another stream
-    };
+    // Counters written by this worker's thread only, read by any (metrics): this core's
+    // public sessions count into it too (PublicOptions::stats).
+    using Counters = EdgeStats;
     const Counters& counters() const { return counters_; }
 
     // Frees what a message left in a mailbox owns, once its reactors stopped (shutdown).
@@ -105,6 +104,8 @@ private:
     // given), or nullptr.
     TunnelConn* pick_local(const Uuid& tunnel, const Uuid* connector);
     uint64_t random();
+    // NoConnector, or Wait when the tunnel's connectors are expected here soon.
+    RouteResult no_connector(const Uuid& tunnel) const;
     RelayClient& relay_to(uint32_t core);
     void on_answer(std::unique_ptr<RegisterAnswerMsg> a);
     // SIGTERM (kMsgDrain): the listeners close (a new edge process on the same ports takes the
@@ -112,6 +113,9 @@ private:
     // left (relayed streams from other cores included) the control thread hears kMsgDrained.
     void drain();
     void check_drained();
+    void release_idle_tunnels();
+    // Routes changed or a connection registered here: waiting requests try again.
+    void wake_waiters();
     void post_closed(const Uuid& conn_id);
 
     struct Acceptor : net::AcceptHandler {

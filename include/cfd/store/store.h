@@ -73,6 +73,10 @@ public:
     virtual Status remove_connection(const Uuid& conn_id) = 0;
     // Live connections: rows of edges whose heartbeat is younger than the lease.
     virtual Result<std::vector<Connection>> list_connections(const Uuid& tunnel_id) = 0;
+    // Tunnels with live connections at `location` held by edge processes other than
+    // `except_edge`: during a restart of a location, the connectors about to move to it.
+    virtual Result<std::vector<Uuid>> tunnels_at(std::string_view location,
+                                                 const Uuid& except_edge) = 0;
     // Removes a tunnel's rows (or only one connector's); returns how many.
     virtual Result<int> cleanup_connections(const Uuid& tunnel_id,
                                             const std::optional<Uuid>& connector_id) = 0;

@@ -7,9 +7,18 @@ CFD_BIN=${CFD_BIN:-$PWD/build/cfdtunnel}
 TEST_TMP=$(mktemp -d /tmp/cfd-it-XXXXXX)
 chmod 0755 "$TEST_TMP"  # nginx's workers (www-data) read origin files from here
 STARTED_PIDS=()
+EXIT_HOOKS=()
+
+# on_exit CMD: runs CMD (with eval) when the test ends, before its processes are stopped.
+on_exit() {
+    EXIT_HOOKS+=("$1")
+}
 
 cleanup() {
-    local status=$? pid
+    local status=$? pid hook
+    for hook in "${EXIT_HOOKS[@]}"; do
+        eval "$hook" || true
+    done
     for pid in "${STARTED_PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done

@@ -6,9 +6,10 @@ mkdir -p "$STORE" "$TEST_TMP/home"
 export HOME="$TEST_TMP/home"
 declare -A EDGE_IP EDGE_HTTP EDGE_TUNNEL EDGE_API EDGE_METRICS EDGE_PID
 
-# start_edge LOCATION IP: an edge location on its own loopback address.
+# start_edge LOCATION IP [flags...]: an edge location on its own loopback address.
 start_edge() {
     local loc=$1 ip=$2
+    shift 2
     EDGE_IP[$loc]=$ip
     [[ -n ${EDGE_HTTP[$loc]:-} ]] || EDGE_HTTP[$loc]=$(free_port)
     [[ -n ${EDGE_TUNNEL[$loc]:-} ]] || EDGE_TUNNEL[$loc]=$(free_port)
@@ -17,7 +18,7 @@ start_edge() {
     start "edge-$loc" "$CFD_BIN" edge --config /dev/null --location "$loc" \
         --store "sqlite:$STORE/edge.db" --workers 2 \
         --tunnel-listen "$ip:${EDGE_TUNNEL[$loc]}" --http-listen "$ip:${EDGE_HTTP[$loc]}" \
-        --api-listen "127.0.0.1:${EDGE_API[$loc]}" --metrics "127.0.0.1:${EDGE_METRICS[$loc]}"
+        --api-listen "127.0.0.1:${EDGE_API[$loc]}" --metrics "127.0.0.1:${EDGE_METRICS[$loc]}" "$@"
     EDGE_PID[$loc]=$LAST_PID
     wait_until 30 port_open_at "$ip" "${EDGE_HTTP[$loc]}" ||
         fail "edge $loc did not start: $(tail -5 "$TEST_TMP/edge-$loc.log")"
@@ -41,7 +42,8 @@ create_tunnel() {
     CRED="$TEST_TMP/$1.json"
 }
 
-# start_connector NAME URL [flags...]: a connector to every started edge (2 connections each).
+# start_connector NAME URL [flags...]: a connector to every started edge (--ha-connections, default 4,
+# spread over them).
 # Without --metrics in the flags it gets a free metrics port (CONNECTOR_DEFAULT_METRICS=1: none).
 start_connector() {
     local name=$1 url=$2

@@ -103,3 +103,24 @@ TEST_CASE("config: bad values name file, line and key") {
     const char* argv2[] = {"x", "--workers"};
     CHECK(!o.set.split(2, const_cast<char**>(argv2), 1));
 }
+
+TEST_CASE("config: a misspelt or unexpected section is an error naming file, line, section") {
+    auto ok = IniFile::parse("[connector]\nurl = x\n[ingress \"a\"]\nservice = y\n"
+                             "[originRequest]\nnoTLSVerify = true\n",
+                             "c.ini");
+    REQUIRE(ok);
+    CHECK(check_sections(*ok, {"connector", "ingress", "originRequest"}));
+
+    auto typo = IniFile::parse("[edge]\nlocation = DFW\n\n[egde]\nworkers = 2\n", "edge.ini");
+    REQUIRE(typo);
+    auto r = check_sections(*typo, {"edge"});
+    REQUIRE(!r);
+    CHECK(r.error().line == 5);
+    CHECK(r.error().str().find("edge.ini") != std::string::npos);
+    CHECK(r.error().str().find("[egde]") != std::string::npos);
+    CHECK(r.error().str().find("expected [edge]") != std::string::npos);
+
+    auto top = IniFile::parse("workers = 2\n[edge]\n", "top.ini");
+    REQUIRE(top);
+    CHECK(!check_sections(*top, {"edge"}));  // a key before any section belongs to none
+}

@@ -60,7 +60,9 @@ struct ProxyFixture {
     std::unique_ptr<TunnelSession> conn;
 
     explicit ProxyFixture(std::string_view url = "http://127.0.0.1:8080", ProxyLimits limits = {})
-        : router(parse_origin_url(url).value()), proxy(router, dialer, limits) {
+        : ProxyFixture(parse_origin_url(url).value(), limits) {}
+    explicit ProxyFixture(OriginService svc, ProxyLimits limits = {})
+        : router(std::move(svc)), proxy(router, dialer, limits) {
         auto s = TunnelSession::create(ctx, "h2.cftunnel.com", sample_identity(), &proxy);
         REQUIRE(s);
         conn = std::move(*s);
@@ -184,7 +186,12 @@ TEST_CASE("proxy: Host comes from the rule's override when set") {
     REQUIRE(pump(**s, edge));
     REQUIRE(d.dials.size() == 1);
     p.origin_ready(id, &link);
-    CHECK(parse_request(link.received).authority == "internal.local");
+    auto head = parse_request(link.received);
+    CHECK(head.authority == "internal.local");
+    // cloudflared tells the origin the name the client asked for.
+    const std::string* fwd = http1::find_header(head.headers, "x-forwarded-host");
+    REQUIRE(fwd != nullptr);
+    CHECK(*fwd == "app.example.com");
 }
 
 TEST_CASE("proxy: origin unreachable is a 502 from cloudflared with a short body") {
@@ -501,4 +508,39 @@ TEST_CASE("proxy: a shared ProxyStats outlives the proxies that count into it") 
     }
     CHECK(shared.requests == 3);
     CHECK(shared.responses(204) == 2);
+}
+
+TEST_CASE("proxy: disableChunkedEncoding sends a body of unknown length with its Content-Length") {
+    OriginService svc = parse_origin_url("http://127.0.0.1:8080").value();
+    svc.disable_chunked_encoding = true;
+    ProxyLimits limits;
+    limits.max_request_queue = 1 << 20;
+    ProxyFixture f(svc, limits);
+    std::vector<http2::HeaderView> post{{":method", "POST"},
+                                        {":scheme", "http"},
+                                        {":authority", "app.example.com"},
+                                        {":path", "/wsgi"}};
+    const std::string body = pattern(300000, 2);  // more than a stream window's first 64 KiB
+    // The body's end comes later: until then nothing goes out.
+    int32_t id = f.edge.request(post, body.substr(0, 1000), false);
+    REQUIRE(f.run());
+    CHECK(f.dialer.dials.empty());
+    f.edge.write(id, body.substr(1000), true);
+    REQUIRE(f.run());
+    REQUIRE(f.dialer.dials.size() == 1);
+    f.connect_all();
+    REQUIRE(f.run());
+    std::string got;
+    auto head = parse_request(f.links[id].received, &got);
+    CHECK(head.method == "POST");
+    CHECK(head.body == http1::BodyKind::Length);
+    CHECK(head.content_length == body.size());
+    CHECK(!http1::find_header(head.headers, "transfer-encoding"));
+    CHECK(got == body);
+
+    // Over the bound: the connector answers 413 itself and the origin is never dialed.
+    int32_t big = f.edge.request(post, pattern((1 << 20) + 1, 3), true);
+    REQUIRE(f.run());
+    CHECK(f.dialer.dials.size() == 1);
+    CHECK(f.edge.streams[big].status == 413);
 }

@@ -245,9 +245,12 @@ TEST_CASE("rule router: a caPool that cannot be read names the rule") {
     CHECK(r2.error().find("ingress rule \"x\"") == 0);
 }
 
-TEST_CASE("rule router: tcp:// and ssh:// are still answered 502") {
-    auto r = router_of("[ingress \"t\"]\nhostname = t.example\nservice = tcp://127.0.0.1:22\n"
+TEST_CASE("rule router: tcp:// and ssh:// become byte-stream services, never pooled") {
+    auto r = router_of("[ingress \"t\"]\nhostname = t.example\nservice = tcp://127.0.0.1:2222\n"
                        "[ingress \"d\"]\nservice = ssh://127.0.0.1\n");
-    CHECK(r->service(0).kind == OriginService::Kind::Unsupported);
-    CHECK(r->service(1).kind == OriginService::Kind::Unsupported);
+    CHECK(r->service(0).kind == OriginService::Kind::Tcp);
+    CHECK(r->service(0).addr.str() == "127.0.0.1:2222");
+    CHECK(r->service(0).max_idle == 0);
+    CHECK(r->service(1).kind == OriginService::Kind::Tcp);
+    CHECK(r->service(1).addr.str() == "127.0.0.1:22");
 }

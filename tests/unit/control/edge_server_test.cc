@@ -226,6 +226,20 @@ TEST_CASE("control: the edge process end to end: API, registration, a proxied re
     CHECK(info->get("connectors")->items()[0].get("edges")->get("MCI")->as_number() == 1);
     CHECK(info->get("connectors")->items()[0].get_string("origin_ip") == "127.0.0.1");
 
+    // The --metrics listener: the counts of the requests above, summed over the cores.
+    r = http(mport, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    CHECK(r.rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(r.find("\ncfdtunnel_edge_responses_total{code=\"200\"} 1\n") != std::string::npos);
+    CHECK(r.find("\ncfdtunnel_edge_errors_total{cause=\"no_connector\"} ") != std::string::npos);
+    CHECK(r.find(",tunnel=\"" + t->get_string("id") + "\"} 1\n") != std::string::npos);
+    r = http(mport, "GET /ready HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    CHECK(r.rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(body_of(r) == R"({"status":200,"readyConnections":1,"location":"MCI"})");
+    r = http(mport, "GET /healthcheck HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    CHECK(body_of(r) == "OK\n");
+    r = http(mport, "GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    CHECK(r.rfind("HTTP/1.1 404", 0) == 0);
+
     ::kill(::getpid(), SIGTERM);
     edge.join();
     CHECK(rc == 0);

@@ -705,3 +705,75 @@ TEST_CASE("edge retry: at most kMaxAttempts streams, then 502") {
     CHECK(res.heads[0].status == 502);
     CHECK(r.a.conn.requests.size() + r.b.conn.requests.size() == PublicSession::kMaxAttempts);
 }
+
+TEST_CASE("edge wait: a request for an expected tunnel waits for its connection, then is served") {
+    Rig r;
+    struct WaitRouter : PublicRouter {
+        Router* real = nullptr;
+        bool arrived = false;
+        RouteResult route(std::string_view host, std::span<const Uuid> avoid) override {
+            if (!arrived) {
+                return {RouteResult::Kind::Wait, nullptr, {}};
+            }
+            return real->route(host, avoid);
+        }
+    } wr;
+    wr.real = &r.router;
+    r.conn.on_end_hook = [&](int32_t id) {
+        r.conn.respond(id, 200, {{"Content-Length", "2"}}, true);
+        r.conn.write(id, "ok", true);
+    };
+    Io io;
+    PublicSession s(wr, io);
+    s.feed("PUT /w HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 5\r\n\r\nhello");
+    r.run();
+    CHECK(s.waiting());
+    CHECK(io.out.empty());
+    s.route_again(false);  // routes changed, still nothing: it waits on
+    CHECK(s.waiting());
+    wr.arrived = true;
+    s.route_again(false);
+    r.run();
+    CHECK(!s.waiting());
+    Responses res = parse_responses(io.out);
+    REQUIRE(res.heads.size() == 1);
+    CHECK(res.heads[0].status == 200);
+    REQUIRE(r.conn.requests.size() == 1);
+    CHECK(r.conn.streams[r.conn.requests[0]].body == "hello");  // the held body followed
+}
+
+TEST_CASE("edge wait: when the wait is over without a connection, 530") {
+    Rig r;
+    struct WaitRouter : PublicRouter {
+        RouteTable* table = nullptr;
+        RouteResult route(std::string_view host, std::span<const Uuid>) override {
+            return table->resolve(host) ? RouteResult{RouteResult::Kind::Wait, nullptr, {}}
+                                        : RouteResult{};
+        }
+    } wr;
+    wr.table = &r.router.table;
+    Io io;
+    PublicSession s(wr, io);
+    s.feed("GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n");
+    CHECK(s.waiting());
+    s.route_again(true);
+    Responses res = parse_responses(io.out);
+    REQUIRE(res.heads.size() == 1);
+    CHECK(res.heads[0].status == 530);
+    CHECK(!s.waiting());
+}
+
+TEST_CASE("edge retry: a POST refused by its stream (never processed) goes again, body and all") {
+    PairRig r;
+    r.a.conn.on_end_hook = [&](int32_t id) {
+        REQUIRE(r.a.conn.h2->rst_stream(id, http2::kRefusedStream));
+    };
+    r.pub->feed("POST /pay HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 3\r\n\r\nabc");
+    r.run();
+    Responses res = parse_responses(r.io.out);
+    REQUIRE(res.heads.size() == 1);
+    CHECK(res.heads[0].status == 200);
+    REQUIRE(r.b.conn.requests.size() == 1);
+    CHECK(r.b.conn.streams[r.b.conn.requests[0]].body == "abc");
+    CHECK(r.pub->retries() == 1);
+}

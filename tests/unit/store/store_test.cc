@@ -134,3 +134,29 @@ TEST_CASE("store: bad specs and paths are clear errors") {
     CHECK(!open_store("sqlite:"));
     CHECK(!open_store("sqlite:/nonexistent/dir/edge.db"));
 }
+
+TEST_CASE("store: tunnels another process of a location holds (a restart in progress)") {
+    TempDb tmp;
+    auto s = open_store(tmp.spec());
+    REQUIRE(s);
+    Store& st = **s;
+    auto t1 = st.create_tunnel("one", "acct", std::string(32, '1'));
+    auto t2 = st.create_tunnel("two", "acct", std::string(32, '2'));
+    REQUIRE(t1);
+    REQUIRE(t2);
+    Uuid old_dfw = Uuid::random(), new_dfw = Uuid::random(), mci = Uuid::random();
+    REQUIRE(st.heartbeat(old_dfw, "DFW"));
+    REQUIRE(st.heartbeat(new_dfw, "DFW"));
+    REQUIRE(st.heartbeat(mci, "MCI"));
+    REQUIRE(st.add_connection(conn(t1->id, Uuid::random(), 0, "DFW", old_dfw)));
+    REQUIRE(st.add_connection(conn(t2->id, Uuid::random(), 0, "MCI", mci)));
+    REQUIRE(st.add_connection(conn(t2->id, Uuid::random(), 1, "DFW", new_dfw)));
+    auto moving = st.tunnels_at("DFW", new_dfw);
+    REQUIRE(moving);
+    REQUIRE(moving->size() == 1);  // t2 is already here, and MCI's rows are another location
+    CHECK((*moving)[0] == t1->id);
+    CHECK(st.tunnels_at("DFW", old_dfw)->size() == 1);
+    CHECK(st.tunnels_at("SEA", new_dfw)->empty());
+    REQUIRE(st.forget_edge(old_dfw));
+    CHECK(st.tunnels_at("DFW", new_dfw)->empty());
+}
