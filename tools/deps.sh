@@ -12,7 +12,8 @@ PACKAGES=(
     libsqlite3-dev doctest-dev
     dpkg-dev autoconf automake libtool
     libwolfssl-dev openssl
-    curl nginx-light nghttp2-client wrk python3 openssh-server openssh-client
+    curl nginx-light nghttp2-client wrk python3 python3-yaml openssh-server openssh-client
+    nodejs node-ws
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }

@@ -141,6 +141,10 @@ void PublicSession::feed_eof() {
         io_.close_after_flush();
         return;
     }
+    if (raw_) {
+        process();  // the WebSocket's client side ends: the stream's body ends
+        return;
+    }
     if (!req_done_ && phase_ != Phase::Head) {
         // The client went away in the middle of its request: nothing can complete it.
         close_now();
@@ -196,6 +200,24 @@ void PublicSession::process_once() {
         if (phase_ == Phase::Proxy && !push_body()) {
             break;  // on_tunnel_room() resumes
         }
+        if (raw_) {
+            // A WebSocket: the client's bytes go down the stream as they are, a bounded slice
+            // at a time (the rest stays in the input, which pauses the client); its EOF ends
+            // the stream's body.
+            if (phase_ == Phase::Proxy && !req_done_ && in_off_ < in_.size() &&
+                body_pending_.size() < kRawSlice) {
+                size_t n = std::min(in_.size() - in_off_, kRawSlice - body_pending_.size());
+                body_pending_.append(in_, in_off_, n);
+                in_off_ += n;
+                continue;
+            }
+            if (eof_ && !req_done_ && in_off_ == in_.size()) {
+                req_done_ = true;
+                end_pending_ = true;
+                continue;
+            }
+            break;
+        }
         bool can_parse = phase_ == Phase::Head || !req_done_;
         if (!can_parse) {
             break;
@@ -231,7 +253,11 @@ void PublicSession::process_once() {
             }
             maybe_finish();
         } else if (s == http1::Step::Upgrade) {
-            answer(501, "Upgrades are not supported by this edge", false);
+            if (ws_ && phase_ == Phase::Proxy) {
+                raw_ = true;  // what follows the head is the WebSocket's
+            } else {
+                answer(501, "Upgrades are not supported by this edge", false);
+            }
         } else if (s == http1::Step::Error) {
             if (phase_ == Phase::Head) {
                 add(opts_.stats, &EdgeStats::requests);  // a head that never became a request
@@ -292,6 +318,7 @@ bool PublicSession::open_upstream(RouteResult r) {
     sr.path = h.path;
     sr.headers = &h.headers;
     sr.has_body = req_has_body_;
+    sr.websocket = ws_;
     while (attempts_ < kMaxAttempts) {
         attempts_++;
         sr.connector = &r.connector;
@@ -367,8 +394,15 @@ void PublicSession::start_exchange() {
     replayable_ = true;
     idempotent_ = h.method == "GET" || h.method == "HEAD" || h.method == "OPTIONS" ||
                   h.method == "TRACE" || h.method == "PUT" || h.method == "DELETE";
-    if (h.upgrade) {
-        answer(501, "WebSocket and CONNECT are not supported by this edge yet", false);
+    // A WebSocket (GET with Upgrade: websocket) goes down the tunnel with its mark; other
+    // upgrades (h2c, CONNECT) are not served here.
+    ws_ = h.upgrade && h.method == "GET" && http1::iequals(h.upgrade_protocol, "websocket");
+    raw_ = false;
+    if (ws_) {
+        req_has_body_ = true;  // the stream stays open for the client's frames
+    }
+    if (h.upgrade && !ws_) {
+        answer(501, "Not Implemented: only WebSocket upgrades are served by this edge", false);
         return;
     }
     if (host_without_port(h.authority).empty()) {
@@ -516,6 +550,26 @@ void PublicSession::on_tunnel_response(StreamTarget& t, int32_t sid, int status,
         hs.push_back({std::move(name), std::move(value)});
     }
     http1::strip_hop_by_hop(hs);
+    if (ws_ && status == 200 && !end) {
+        // The origin switched protocols: its 101 travels as 200 (DESIGN.md §2). From here the
+        // stream's bytes are the WebSocket's, both ways, until either side ends.
+        hs.push_back({"Upgrade", "websocket"});
+        hs.push_back({"Connection", "Upgrade"});
+        scratch_.clear();
+        if (!http1::write_response_head(scratch_, 101, hs, http1::Framing::none(), false)) {
+            detach_stream();
+            answer(502, "Bad Gateway: the connector sent an invalid response header", false);
+            return;
+        }
+        resp_started_ = true;
+        resp_framing_ = http1::BodyKind::UntilEof;
+        keep_alive_ = false;
+        if (opts_.stats != nullptr) {
+            count_response(*opts_.stats, 101);
+        }
+        (void)send(scratch_);
+        return;
+    }
     if (status < 200 || status > 999) {
         // 1xx other than the final answer never reach here; 101 needs an upgrade we lack.
         detach_stream();

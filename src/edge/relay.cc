@@ -16,6 +16,7 @@ struct OpenPayload {
     std::string path;
     http1::Headers headers;
     bool has_body = false;
+    bool websocket = false;
     bool has_connector = false;
     Uuid connector;
 };
@@ -93,6 +94,7 @@ Result<int32_t> RelayClient::open_stream(const StreamRequest& req, void* user) {
         p->headers = *req.headers;
     }
     p->has_body = req.has_body;
+    p->websocket = req.websocket;
     if (req.connector != nullptr) {
         p->has_connector = true;
         p->connector = *req.connector;
@@ -315,6 +317,7 @@ void RelayServer::open(uint32_t from, int32_t sid, void* payload) {
     req.path = p->path;
     req.headers = &p->headers;
     req.has_body = p->has_body;
+    req.websocket = p->websocket;
     streams_[key(from, sid)] = std::move(remote);
     auto opened = t->open_stream(req, static_cast<StreamSink*>(&r));
     if (!opened) {

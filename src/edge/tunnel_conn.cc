@@ -404,6 +404,9 @@ Result<int32_t> TunnelConn::open_stream(const StreamRequest& req, void* user) {
     hv.push_back({":scheme", "http"});
     hv.push_back({":authority", req.authority});
     hv.push_back({":path", req.path.empty() ? std::string_view("/") : req.path});
+    if (req.websocket) {
+        hv.push_back({http2::kUpgradeHeader, http2::kUpgradeWebsocket});
+    }
     http1::Headers copy;
     if (req.headers) {
         copy = *req.headers;

@@ -103,6 +103,8 @@ class PublicSession final : public StreamSink {
 public:
     static constexpr size_t kMaxAttempts = 3;
     static constexpr size_t kMaxReplay = 64 << 10;
+    // WebSocket bytes taken from the client's input per step toward the tunnel.
+    static constexpr size_t kRawSlice = 64 << 10;
 
     PublicSession(PublicRouter& router, PublicIo& io, const PublicOptions& opts = {});
     // Resets a stream still open: the connector stops at once.
@@ -187,6 +189,8 @@ private:
     bool http10_ = false;
     bool req_done_ = false;
     bool req_has_body_ = false;
+    bool ws_ = false;   // a WebSocket upgrade was asked for
+    bool raw_ = false;  // ... and the parser handed over: client bytes go to the tunnel as is
     std::string body_pending_;  // body bytes the tunnel has not taken yet
     bool end_pending_ = false;  // the body's end is still to be written
     StreamTarget* tunnel_ = nullptr;

@@ -26,6 +26,9 @@ struct StreamRequest {
     std::string_view path;                    // path and query
     const http1::Headers* headers = nullptr;  // the client's headers; hop-by-hop dropped later
     bool has_body = false;
+    // A WebSocket (the client asked to upgrade): the stream carries the tunnel's websocket
+    // mark, and after its 200 raw bytes flow both ways as its body.
+    bool websocket = false;
     // A relay opens the stream on a connection of this connector (the one the opening core
     // chose); a TunnelConn ignores it.
     const Uuid* connector = nullptr;

@@ -777,3 +777,70 @@ TEST_CASE("edge retry: a POST refused by its stream (never processed) goes again
     CHECK(r.b.conn.streams[r.b.conn.requests[0]].body == "abc");
     CHECK(r.pub->retries() == 1);
 }
+
+TEST_CASE("edge websocket: the upgrade goes down the tunnel marked, 200 becomes 101, bytes flow") {
+    for (bool relayed : {false, true}) {
+        CAPTURE(relayed);
+        Rig r({}, relayed);
+        r.conn.on_request_hook = [&](int32_t id) {
+            r.conn.respond(id, 200, {{"Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="}},
+                           true);
+            r.conn.write(id, "server-frame", false);
+        };
+        r.pub->feed("GET /chat HTTP/1.1\r\nHost: app.example.com\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\n\r\nclient-frame-1");
+        r.run();
+        REQUIRE(r.conn.requests.size() == 1);
+        auto& st = r.conn.streams[r.conn.requests[0]];
+        CHECK(http2::header_value(st.request, http2::kUpgradeHeader) == "websocket");
+        CHECK(http2::header_value(st.request, "sec-websocket-key") == "dGhlIHNhbXBsZSBub25jZQ==");
+        CHECK(r.io.out.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0) == 0);
+        CHECK(r.io.out.find("Upgrade: websocket\r\n") != std::string::npos);
+        CHECK(r.io.out.find("Connection: Upgrade\r\n") != std::string::npos);
+        CHECK(r.io.out.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") !=
+              std::string::npos);
+        CHECK(r.io.out.find("Transfer-Encoding") == std::string::npos);
+        CHECK(r.io.out.substr(r.io.out.size() - 12) == "server-frame");
+        CHECK(st.body == "client-frame-1");
+        // More both ways, then the client leaves: the stream's body ends; the origin's end
+        // closes the connection.
+        r.pub->feed("client-frame-2");
+        r.conn.write(r.conn.requests[0], "server-frame-2", false);
+        r.run();
+        CHECK(st.body == "client-frame-1client-frame-2");
+        CHECK(r.io.out.substr(r.io.out.size() - 14) == "server-frame-2");
+        r.pub->feed_eof();
+        r.run();
+        CHECK(st.ended);
+        CHECK(!r.io.closed_after_flush);
+        r.conn.write(r.conn.requests[0], "", true);
+        r.run();
+        CHECK(r.io.closed_after_flush);
+        CHECK(!r.io.aborted);
+        CHECK(r.edge->open_streams() == 0);
+    }
+}
+
+TEST_CASE("edge websocket: a refused upgrade is an ordinary answer; other upgrades are 501") {
+    Rig r;
+    r.conn.on_request_hook = [&](int32_t id) {
+        r.conn.respond(id, 403, {{"Content-Length", "2"}}, true);
+        r.conn.write(id, "no", true);
+    };
+    r.pub->feed("GET /chat HTTP/1.1\r\nHost: app.example.com\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\n\r\n");
+    r.run();
+    Responses res = parse_responses(r.io.out);
+    REQUIRE(res.heads.size() == 1);
+    CHECK(res.heads[0].status == 403);
+    CHECK(res.bodies[0] == "no");
+    CHECK(r.io.closed_after_flush);
+
+    Io io2;
+    PublicSession h2c(r.router, io2);
+    h2c.feed("GET / HTTP/1.1\r\nHost: app.example.com\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n");
+    res = parse_responses(io2.out);
+    REQUIRE(res.heads.size() == 1);
+    CHECK(res.heads[0].status == 501);
+}
