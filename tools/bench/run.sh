@@ -60,3 +60,7 @@ fi
 echo
 echo "== tunnel: edge + connector vs two nginx hops with TLS between them"
 OUT="$OUT" bash tools/bench/tunnel.sh
+
+echo
+echo "== failover: rolling restart of 3 replicas under load, and SIGKILL to no longer routed"
+OUT="$OUT" bash tools/bench/failover.sh
