@@ -167,29 +167,33 @@ public:
         void on_accept(net::Listener&, int fd) override { s->accept(fd); }
     };
 
-    Status open_listeners() {
+    // The management API and metrics listeners; an error names the flag and address at fault.
+    Result<void, std::string> open_listeners() {
         api_acceptor_.s = this;
+        auto fail = [](std::string_view flag, const std::string& addr, const Error& e) {
+            return "--" + std::string(flag) + " " + addr + ": " + e.message();
+        };
         auto a = net::SockAddr::parse(cfg_.api_listen);
         if (!a) {
-            return a.error();
+            return fail("api-listen", cfg_.api_listen, a.error());
         }
         // SO_REUSEPORT, like the public and tunnel listeners: the process that replaces this one
         // binds the same address before this one stops (both share the store, so either answers).
         auto l = net::Listener::open(r_, *a, &api_acceptor_, net::ListenOptions{64, true, false});
         if (!l) {
-            return l.error();
+            return fail("api-listen", cfg_.api_listen, l.error());
         }
         api_listener_ = *l;
         if (!cfg_.metrics.empty()) {
             auto m = net::SockAddr::parse(cfg_.metrics);
             if (!m) {
-                return m.error();
+                return fail("metrics", cfg_.metrics, m.error());
             }
             HttpServerLimits ml;
             ml.reuse_port = true;  // as the API listener: a replacing edge binds it too
             auto ms = HttpServer::open(r_, *m, *this, ml);
             if (!ms) {
-                return ms.error();
+                return fail("metrics", cfg_.metrics, ms.error());
             }
             metrics_ = std::move(*ms);
         }
@@ -782,8 +786,7 @@ int run_edge(const EdgeConfig& cfg) {
     edge::LoadBoard board;
     ControlServer server(cfg, store, registrar, api, **control, group, board);
     if (auto ol = server.open_listeners(); !ol) {
-        log::error("Cannot open the management API listener",
-                   {{"address", cfg.api_listen}, {"error", ol.error().message()}});
+        log::error("Cannot open the management API or metrics listener", {{"error", ol.error()}});
         return 1;
     }
     (*control)->set_message_handler(&server);
