@@ -9,6 +9,7 @@
 #include "cfd/connector/proxy.h"
 #include "cfd/http1/parser.h"
 #include "edge_peer.h"
+#include "origin_doubles.h"
 
 using namespace cfd;
 using namespace cfd::connector;
@@ -16,38 +17,7 @@ using namespace cfd::connector::test;
 
 namespace {
 
-// The origin's end of one connection: what the proxy sent, how much room it offers.
-struct TestLink : OriginLink {
-    std::string received;
-    size_t room_left = 1 << 30;
-    bool paused = false;
-    int pauses = 0;
-    bool released = false;
-    bool reusable = false;
-    size_t room() const override { return room_left; }
-    void send(std::string_view b) override {
-        REQUIRE(!released);
-        REQUIRE(b.size() <= room_left);
-        received.append(b);
-        room_left -= b.size();
-    }
-    void pause_recv(bool p) override {
-        paused = p;
-        pauses += p ? 1 : 0;
-    }
-    void release(bool r) override {
-        REQUIRE(!released);
-        released = true;
-        reusable = r;
-    }
-};
 
-struct TestDialer : OriginDialer {
-    std::vector<int32_t> dials;
-    std::set<int32_t> cancelled;
-    void dial(const OriginService&, int32_t id) override { dials.push_back(id); }
-    void cancel(int32_t id) override { cancelled.insert(id); }
-};
 
 struct ProxyFixture {
     tls::Context ctx = client_ctx();
@@ -111,23 +81,7 @@ http1::RequestHead parse_request(const std::string& bytes, std::string* body = n
     return head;
 }
 
-std::map<std::string, std::string> user_headers(const EdgeStream& s) {
-    auto parsed = http2::parse_user_headers(http2::header_value(s.headers, http2::kResponseHeaders));
-    REQUIRE(parsed);
-    std::map<std::string, std::string> m;
-    for (auto& [k, v] : *parsed) {
-        m[k] = v;
-    }
-    return m;
-}
 
-std::string pattern(size_t n, size_t seed) {
-    std::string s(n, '\0');
-    for (size_t i = 0; i < n; i++) {
-        s[i] = static_cast<char>((i * 131 + seed * 7 + (i >> 9)) & 0xff);
-    }
-    return s;
-}
 
 }  // namespace
 

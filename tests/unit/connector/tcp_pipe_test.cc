@@ -10,6 +10,7 @@
 #include "cfd/ws/frame.h"
 #include "cfd/ws/handshake.h"
 #include "edge_peer.h"
+#include "origin_doubles.h"
 
 using namespace cfd;
 using namespace cfd::connector;
@@ -17,43 +18,7 @@ using namespace cfd::connector::test;
 
 namespace {
 
-struct PipeLink : OriginLink {
-    std::string received;
-    size_t room_left = 1 << 30;
-    bool paused = false;
-    int pauses = 0;
-    bool shut = false;
-    bool released = false;
-    size_t room() const override { return room_left; }
-    void send(std::string_view b) override {
-        REQUIRE(!released);
-        REQUIRE(!shut);
-        REQUIRE(b.size() <= room_left);
-        received.append(b);
-        room_left -= b.size();
-    }
-    void pause_recv(bool p) override {
-        paused = p;
-        pauses += p ? 1 : 0;
-    }
-    void shutdown_write() override { shut = true; }
-    void release(bool reusable) override {
-        REQUIRE(!released);
-        CHECK_FALSE(reusable);  // a byte stream never goes back to a pool
-        released = true;
-    }
-};
 
-struct PipeDialer : OriginDialer {
-    std::vector<int32_t> dials;
-    std::vector<std::string> urls;
-    std::set<int32_t> cancelled;
-    void dial(const OriginService& svc, int32_t id) override {
-        dials.push_back(id);
-        urls.push_back(svc.url);
-    }
-    void cancel(int32_t id) override { cancelled.insert(id); }
-};
 
 // Hostname -> service, as ingress rules would route.
 struct HostRouter : Router {
@@ -67,8 +32,8 @@ struct HostRouter : Router {
 struct PipeFixture {
     tls::Context ctx = client_ctx();
     HostRouter router;
-    PipeDialer dialer;
-    std::map<int32_t, PipeLink> links;
+    TestDialer dialer;
+    std::map<int32_t, TestLink> links;
     std::unique_ptr<Proxy> proxy;
     EdgePeer edge;
     std::unique_ptr<TunnelSession> conn;
@@ -87,6 +52,9 @@ struct PipeFixture {
     }
     ~PipeFixture() {
         proxy.reset();  // releases links before they go
+        for (const auto& [id, l] : links) {
+            CHECK_FALSE(l.reusable);  // a byte stream never goes back to a pool
+        }
     }
     bool run() { return pump(*conn, edge); }
     void connect(int32_t id) { proxy->origin_ready(id, &links[id]); }
@@ -138,23 +106,7 @@ ClientView read_frames(std::string_view body) {
     return v;
 }
 
-std::map<std::string, std::string> user_headers(const EdgeStream& s) {
-    auto parsed = http2::parse_user_headers(http2::header_value(s.headers, http2::kResponseHeaders));
-    REQUIRE(parsed);
-    std::map<std::string, std::string> m;
-    for (auto& [k, v] : *parsed) {
-        m[k] = v;
-    }
-    return m;
-}
 
-std::string pattern(size_t n, size_t seed) {
-    std::string s(n, '\0');
-    for (size_t i = 0; i < n; i++) {
-        s[i] = static_cast<char>((i * 131 + seed * 7 + (i >> 9)) & 0xff);
-    }
-    return s;
-}
 
 }  // namespace
 
@@ -179,7 +131,7 @@ TEST_CASE("tcp pipe: TCP over WebSocket to an ssh:// rule, both ways, closed by 
     auto user = user_headers(es);
     CHECK(user["Sec-WebSocket-Accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     CHECK(user["Upgrade"] == "websocket");
-    PipeLink& link = f.links[id];
+    TestLink& link = f.links[id];
     CHECK(link.received == "SSH-2.0-client\r\n");  // unmasked, unframed
 
     // Origin bytes come back as unmasked binary frames.
@@ -273,7 +225,7 @@ TEST_CASE("tcp pipe: a raw TCP stream is routed by its authority's host, bytes p
     REQUIRE(f.run());
     EdgeStream& es = f.edge.streams[id];
     CHECK(es.status == 200);
-    PipeLink& link = f.links[id];
+    TestLink& link = f.links[id];
     CHECK(link.received == "hello origin");
     f.proxy->origin_data(id, "hello edge");
     REQUIRE(f.run());
@@ -337,7 +289,7 @@ TEST_CASE("tcp pipe: flow control both ways, end to end") {
     PipeFixture f(limits);
     int32_t id = f.websocket("ssh.example.com");
     REQUIRE(f.run());
-    PipeLink& link = f.links[id];
+    TestLink& link = f.links[id];
     link.room_left = 0;  // the origin takes nothing yet
     f.connect(id);
     REQUIRE(f.run());
@@ -382,4 +334,48 @@ TEST_CASE("tcp pipe: flow control both ways, end to end") {
     CHECK_FALSE(v.error);
     CHECK(v.data.size() == down.size());
     CHECK(v.data == down);
+}
+
+TEST_CASE("tcp pipe: a client that pings, sends and closes while the origin is dialed") {
+    PipeFixture f;
+    int32_t id = f.websocket("ssh.example.com");
+    std::string frames;
+    ws::Encoder client(ws::Role::Client);
+    client.frame(frames, ws::Opcode::Ping, "p");
+    client.frame(frames, ws::Opcode::Binary, "only this");
+    client.close(frames, ws::kCloseGoingAway);
+    f.edge.write(id, frames, false);
+    REQUIRE(f.run());
+    CHECK(f.edge.streams[id].status == 0);
+    f.connect(id);
+    REQUIRE(f.run());
+    EdgeStream& es = f.edge.streams[id];
+    CHECK(es.status == 200);
+    ClientView v = read_frames(es.body);
+    REQUIRE(v.pongs.size() == 1);
+    CHECK(v.pongs[0] == "p");
+    CHECK(v.closes == 1);
+    CHECK(v.close_code == ws::kCloseNormal);
+    CHECK(es.ended);
+    // What came before the Close still reached the origin, which is then let go.
+    CHECK(f.links[id].received == "only this");
+    CHECK(f.links[id].released);
+}
+
+TEST_CASE("tcp pipe: an origin lost mid-stream ends the WebSocket with a Close 1011") {
+    PipeFixture f;
+    int32_t id = f.websocket("db.example.com");
+    REQUIRE(f.run());
+    f.connect(id);
+    REQUIRE(f.run());
+    f.proxy->origin_data(id, "partial");
+    f.proxy->origin_closed(id, Error{Errc::Syscall, 104, "recv"});
+    REQUIRE(f.run());
+    EdgeStream& es = f.edge.streams[id];
+    ClientView v = read_frames(es.body);
+    CHECK(v.data == "partial");
+    CHECK(v.closes == 1);
+    CHECK(v.close_code == ws::kCloseInternalError);
+    CHECK(es.ended);
+    CHECK(f.proxy->streams() <= 1);  // closed once the edge ends its side too
 }

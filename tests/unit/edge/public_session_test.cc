@@ -8,6 +8,7 @@
 #include "cfd/edge/routes.h"
 #include "cfd/http1/parser.h"
 #include "edge_test_util.h"
+#include "public_doubles.h"
 
 using namespace cfd;
 using namespace cfd::edge;
@@ -15,45 +16,6 @@ using namespace cfd::edge::test;
 
 namespace {
 
-// The tunnel connection's owner: routes stream events to the sessions, accepts registrations.
-struct Owner : StreamRouter {
-    std::vector<rpc::CallId> calls;
-    void on_register(TunnelConn&, rpc::CallId id, const rpc::RegisterRequest&) override {
-        calls.push_back(id);
-    }
-};
-
-struct Io : PublicIo {
-    std::string out;
-    bool is_writable = true;
-    bool closed_after_flush = false;
-    bool aborted = false;
-    bool send(std::string_view b) override {
-        out.append(b);
-        return true;
-    }
-    bool writable() const override { return is_writable; }
-    void close_after_flush() override { closed_after_flush = true; }
-    void abort() override { aborted = true; }
-};
-
-struct Router : PublicRouter {
-    RouteTable table;
-    TunnelConn* conn = nullptr;
-    StreamTarget* relay = nullptr;  // set: streams go through it (another core's connection)
-    RouteResult route(std::string_view host, std::span<const Uuid>) override {
-        if (!table.resolve(host)) {
-            return {};
-        }
-        if (!conn || !conn->registered()) {
-            return {RouteResult::Kind::NoConnector, nullptr, {}};
-        }
-        if (relay != nullptr) {
-            return {RouteResult::Kind::Ok, relay, {}};
-        }
-        return {RouteResult::Kind::Ok, conn, {}};
-    }
-};
 
 // Two cores' mailboxes in memory: core 0 holds the public client (RelayClient), core 1 the
 // tunnel connection (RelayServer). Messages move only in deliver(), never inside a post.

@@ -1,12 +1,13 @@
 // The edge's counters (cfd/edge/stats.h): the text /metrics renders, /ready's answer, and what a
-// PublicSession counts when it proxies, answers itself or cuts a response. The rig is a copy of
-// the small pieces of public_session_test.cc (a real TunnelConn and a connector-like peer).
+// PublicSession counts when it proxies, answers itself or cuts a response, on a real TunnelConn
+// and a connector-like peer (public_doubles.h, edge_test_util.h).
 #include <doctest/doctest.h>
 
 #include "cfd/edge/public_session.h"
 #include "cfd/edge/routes.h"
 #include "cfd/edge/stats.h"
 #include "edge_test_util.h"
+#include "public_doubles.h"
 
 using namespace cfd;
 using namespace cfd::edge;
@@ -14,39 +15,6 @@ using namespace cfd::edge::test;
 
 namespace {
 
-struct Owner : StreamRouter {
-    std::vector<rpc::CallId> calls;
-    void on_register(TunnelConn&, rpc::CallId id, const rpc::RegisterRequest&) override {
-        calls.push_back(id);
-    }
-};
-
-struct Io : PublicIo {
-    std::string out;
-    bool closed_after_flush = false;
-    bool aborted = false;
-    bool send(std::string_view b) override {
-        out.append(b);
-        return true;
-    }
-    bool writable() const override { return true; }
-    void close_after_flush() override { closed_after_flush = true; }
-    void abort() override { aborted = true; }
-};
-
-struct Router : PublicRouter {
-    RouteTable table;
-    TunnelConn* conn = nullptr;
-    RouteResult route(std::string_view host, std::span<const Uuid>) override {
-        if (!table.resolve(host)) {
-            return {};
-        }
-        if (!conn || !conn->registered()) {
-            return {RouteResult::Kind::NoConnector, nullptr, {}};
-        }
-        return {RouteResult::Kind::Ok, conn, {}};
-    }
-};
 
 // A registered tunnel connection and a counted public session on it.
 struct Rig {
