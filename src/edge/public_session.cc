@@ -319,6 +319,8 @@ bool PublicSession::open_upstream(RouteResult r) {
     sr.headers = &h.headers;
     sr.has_body = req_has_body_;
     sr.websocket = ws_;
+    sr.client_ip = client_ip_;
+    sr.client_proto = client_proto_;
     while (attempts_ < kMaxAttempts) {
         attempts_++;
         sr.connector = &r.connector;

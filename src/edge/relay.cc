@@ -17,6 +17,8 @@ struct OpenPayload {
     http1::Headers headers;
     bool has_body = false;
     bool websocket = false;
+    std::string client_ip;
+    std::string client_proto;
     bool has_connector = false;
     Uuid connector;
 };
@@ -95,6 +97,8 @@ Result<int32_t> RelayClient::open_stream(const StreamRequest& req, void* user) {
     }
     p->has_body = req.has_body;
     p->websocket = req.websocket;
+    p->client_ip = req.client_ip;
+    p->client_proto = req.client_proto;
     if (req.connector != nullptr) {
         p->has_connector = true;
         p->connector = *req.connector;
@@ -318,6 +322,8 @@ void RelayServer::open(uint32_t from, int32_t sid, void* payload) {
     req.headers = &p->headers;
     req.has_body = p->has_body;
     req.websocket = p->websocket;
+    req.client_ip = p->client_ip;
+    req.client_proto = p->client_proto;
     streams_[key(from, sid)] = std::move(remote);
     auto opened = t->open_stream(req, static_cast<StreamSink*>(&r));
     if (!opened) {

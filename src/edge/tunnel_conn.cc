@@ -408,6 +408,7 @@ Result<int32_t> TunnelConn::open_stream(const StreamRequest& req, void* user) {
         hv.push_back({http2::kUpgradeHeader, http2::kUpgradeWebsocket});
     }
     http1::Headers copy;
+    std::string xff;
     if (req.headers) {
         copy = *req.headers;
         http1::strip_hop_by_hop(copy);
@@ -418,7 +419,23 @@ Result<int32_t> TunnelConn::open_stream(const StreamRequest& req, void* user) {
             if (ln == "host" || http2::is_control_header(ln) || ln.empty() || ln[0] == ':') {
                 continue;
             }
+            // The edge states these itself; a client's own values are not believed.
+            if (!req.client_ip.empty() && (ln == "cf-connecting-ip" || ln == "x-forwarded-proto")) {
+                continue;
+            }
+            if (!req.client_ip.empty() && ln == "x-forwarded-for") {
+                xff = h.value;  // the chain so far: the client's address is appended
+                continue;
+            }
             hv.push_back({h.name, h.value});
+        }
+    }
+    if (!req.client_ip.empty()) {
+        xff = xff.empty() ? std::string(req.client_ip) : xff + ", " + std::string(req.client_ip);
+        hv.push_back({"x-forwarded-for", xff});
+        hv.push_back({"cf-connecting-ip", req.client_ip});
+        if (!req.client_proto.empty()) {
+            hv.push_back({"x-forwarded-proto", req.client_proto});
         }
     }
     auto sid = h2_->submit_request(hv, req.has_body, nullptr);

@@ -302,6 +302,9 @@ void Worker::accept_public(int fd) {
     }
     link->attach(*c);
     link->last_rx = r_.now();
+    if (PublicSession* s = link->session()) {
+        s->set_client(peer_ip_of(fd), "http");
+    }
     PublicLink* key = link.get();
     publics_[key] = std::move(link);
 }

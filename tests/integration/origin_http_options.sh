@@ -3,7 +3,8 @@
 # (Python's http.server, reporting the framing it was sent):
 #   disableChunkedEncoding: a chunked upload arrives with a Content-Length and all its bytes;
 #     without it the same upload arrives chunked;
-#   httpHostHeader: Host is replaced, and the client's host arrives as X-Forwarded-Host.
+#   httpHostHeader: Host is replaced, and the client's host arrives as X-Forwarded-Host;
+#   and the edge's Cf-Connecting-IP, X-Forwarded-For and X-Forwarded-Proto.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/tunnel.sh"
 
@@ -25,9 +26,11 @@ class H(http.server.BaseHTTPRequestHandler):
         else:
             n = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(n) if n else b""
-        out = ("te=%s cl=%s read=%d host=%s fwd=%s\n" % (
+        out = ("te=%s cl=%s read=%d host=%s fwd=%s ip=%s xff=%s proto=%s\n" % (
             self.headers.get("Transfer-Encoding"), self.headers.get("Content-Length"),
-            len(body), self.headers.get("Host"), self.headers.get("X-Forwarded-Host"))).encode()
+            len(body), self.headers.get("Host"), self.headers.get("X-Forwarded-Host"),
+            self.headers.get("Cf-Connecting-IP"), self.headers.get("X-Forwarded-For"),
+            self.headers.get("X-Forwarded-Proto"))).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(out)))
         self.send_header("Connection", "close")
@@ -72,4 +75,8 @@ got=$(upload chunked.localhost) || fail "upload without the option"
 [[ $got == "te=chunked cl=None read=200000 "* ]] || fail "without the option the origin saw: $got"
 
 got=$(through DFW renamed.localhost / -X POST -d x) || fail "httpHostHeader request"
-[[ $got == *"host=internal.example fwd=renamed.localhost" ]] || fail "httpHostHeader: origin saw: $got"
+[[ $got == *"host=internal.example fwd=renamed.localhost "* ]] || fail "httpHostHeader: origin saw: $got"
+# The client's address, as the edge saw it, whatever the client claims.
+got=$(through DFW renamed.localhost / -X POST -d x -H 'Cf-Connecting-IP: 6.6.6.6' \
+    -H 'X-Forwarded-For: 10.1.2.3') || fail "client address request"
+[[ $got == *" ip=127.0.0.1 xff=10.1.2.3, 127.0.0.1 proto=http" ]] || fail "client address: origin saw: $got"

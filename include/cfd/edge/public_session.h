@@ -109,6 +109,12 @@ public:
     PublicSession(PublicRouter& router, PublicIo& io, const PublicOptions& opts = {});
     // Resets a stream still open: the connector stops at once.
     ~PublicSession() override;
+    // The client's address ("203.0.113.7", "2001:db8::1") and the scheme it came in with
+    // ("http"): the tunnel requests carry them (cfd/edge/stream_target.h).
+    void set_client(std::string ip, std::string proto) {
+        client_ip_ = std::move(ip);
+        client_proto_ = std::move(proto);
+    }
     PublicSession(const PublicSession&) = delete;
     PublicSession& operator=(const PublicSession&) = delete;
 
@@ -189,6 +195,8 @@ private:
     bool http10_ = false;
     bool req_done_ = false;
     bool req_has_body_ = false;
+    std::string client_ip_;
+    std::string client_proto_;
     bool ws_ = false;   // a WebSocket upgrade was asked for
     bool raw_ = false;  // ... and the parser handed over: client bytes go to the tunnel as is
     std::string body_pending_;  // body bytes the tunnel has not taken yet

@@ -29,6 +29,10 @@ struct StreamRequest {
     // A WebSocket (the client asked to upgrade): the stream carries the tunnel's websocket
     // mark, and after its 200 raw bytes flow both ways as its body.
     bool websocket = false;
+    // The client's address and the scheme it used: sent on as Cf-Connecting-IP, appended to
+    // X-Forwarded-For, and X-Forwarded-Proto (what cloudflared's origins expect). Empty: none.
+    std::string_view client_ip{};
+    std::string_view client_proto{};
     // A relay opens the stream on a connection of this connector (the one the opening core
     // chose); a TunnelConn ignores it.
     const Uuid* connector = nullptr;

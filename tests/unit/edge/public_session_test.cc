@@ -806,3 +806,28 @@ TEST_CASE("edge websocket: a refused upgrade is an ordinary answer; other upgrad
     REQUIRE(res.heads.size() == 1);
     CHECK(res.heads[0].status == 501);
 }
+
+TEST_CASE("edge public: the client's address goes on as Cf-Connecting-IP and X-Forwarded-*") {
+    for (bool relayed : {false, true}) {
+        CAPTURE(relayed);
+        Rig r({}, relayed);
+        r.pub->set_client("203.0.113.7", "http");
+        r.conn.on_end_hook = [&](int32_t id) {
+            r.conn.respond(id, 204, {}, false);
+        };
+        // A client claiming an address of its own: believed only as a hop of the chain.
+        r.pub->feed("GET / HTTP/1.1\r\nHost: app.example.com\r\nX-Forwarded-For: 10.0.0.1\r\n"
+                    "Cf-Connecting-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n\r\n");
+        r.run();
+        REQUIRE(r.conn.requests.size() == 1);
+        const auto& h = r.conn.streams[r.conn.requests[0]].request;
+        CHECK(http2::header_value(h, "x-forwarded-for") == "10.0.0.1, 203.0.113.7");
+        CHECK(http2::header_value(h, "cf-connecting-ip") == "203.0.113.7");
+        CHECK(http2::header_value(h, "x-forwarded-proto") == "http");
+        int ips = 0;
+        for (const auto& f : h) {
+            ips += f.name == "cf-connecting-ip" ? 1 : 0;
+        }
+        CHECK(ips == 1);
+    }
+}
