@@ -33,6 +33,7 @@
 #include "cfd/core/version.h"
 #include "cli/api_client.h"
 #include "cli/command.h"
+#include "cli/connector_config.h"
 
 namespace cfd::cli {
 
@@ -104,28 +105,6 @@ int usage_error(const std::string& msg) {
 int failure(const std::string& msg) {
     log::error(msg);
     return kExitFailure;
-}
-
-bool file_exists(const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0;
-}
-
-// The config file to read: --config (must exist), else the first default that exists.
-std::string find_config(const config::Args& args) {
-    for (const auto& [k, v] : args.flags) {
-        if (k == "config") {
-            return v;
-        }
-    }
-    std::string home = home_dir();
-    if (!home.empty() && file_exists(home + "/.cfdtunnel/config.ini")) {
-        return home + "/.cfdtunnel/config.ini";
-    }
-    if (file_exists("/etc/cfdtunnel/config.ini")) {
-        return "/etc/cfdtunnel/config.ini";
-    }
-    return {};
 }
 
 // The tunnel's ID for a positional NAME-or-ID: a UUID as it is, a name through the API.
@@ -311,18 +290,12 @@ int run_tunnel_run(int argc, char** argv) {
     if (!args) {
         return usage_error(args.error().str());
     }
-    std::optional<config::IniFile> file;
-    std::string cfg_path = find_config(*args);
-    if (!cfg_path.empty()) {
-        auto ini = config::IniFile::load(cfg_path);
-        if (!ini) {
-            return usage_error(ini.error().str());
-        }
-        file = std::move(*ini);
-        if (auto r = config::check_sections(*file, {"connector", "originRequest", "ingress"});
-            !r) {
-            return usage_error(r.error().str());
-        }
+    auto loaded = load_connector_config(find_connector_config(*args));
+    if (!loaded) {
+        return usage_error(loaded.error());
+    }
+    std::optional<config::IniFile> file = std::move(*loaded);
+    if (file) {
         if (auto r = set.apply_file(*file, "connector"); !r) {
             return usage_error(r.error().str());
         }
