@@ -1,6 +1,7 @@
 // originRequest options: cloudflared's names (config/configuration.go OriginRequestConfig).
 #include "cfd/config/options.h"
 #include "cfd/connector/ingress.h"
+#include "cfd/connector/proxy_protocol.h"
 #include "cfd/core/numbers.h"
 
 namespace cfd::connector {
@@ -67,6 +68,7 @@ const Option kOptions[] = {
     opt("proxyPort", &OriginRequest::proxy_port),
     opt("proxyType", &OriginRequest::proxy_type),
     opt("http2Origin", &OriginRequest::http2_origin),
+    opt("proxyProtocol", &OriginRequest::proxy_protocol),
 };
 
 const Option* find_option(std::string_view key) {
@@ -131,6 +133,9 @@ Result<void, std::string> set_origin_option(OriginRequest* o, std::string_view k
     case Type::String:
         if (key == "proxyType" && !value.empty() && value != "socks") {
             return "bad proxy type '" + v + "' (expected socks or nothing)";
+        }
+        if (ProxyProtocol pp; key == "proxyProtocol" && !parse_proxy_protocol(value, &pp)) {
+            return "bad PROXY protocol version '" + v + "' (expected v1, v2 or nothing)";
         }
         o->*(option->text) = v;
         return {};

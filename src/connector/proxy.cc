@@ -761,6 +761,16 @@ void Proxy::start_pipe(Stream& s, const http2::Headers& headers) {
     } else {
         s.pipe = Stream::Pipe::Raw;
     }
+    if (s.svc->proxy_protocol != ProxyProtocol::None) {
+        // The origin's first bytes: who the client is, as the edge saw it (not body bytes,
+        // so nothing is consumed on the stream for them).
+        std::string_view client = http2::header_value(headers, http2::kProxySrcHeader);
+        if (client.empty()) {
+            client = http2::header_value(headers, "cf-connecting-ip");
+        }
+        s.req_q = proxy_protocol_header(s.svc->proxy_protocol, client, s.svc->addr);
+        s.req_queued = s.req_q.size();
+    }
     s.dialing = true;
     dialer_.dial(*s.svc, s.id);
 }

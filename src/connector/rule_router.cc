@@ -68,6 +68,7 @@ Result<OriginService, std::string> origin_service_of(const Service& svc, const O
     out.max_idle = o.keep_alive_connections < 0 ? 0u : uint32_t(o.keep_alive_connections);
     out.host_header = o.http_host_header;
     out.disable_chunked_encoding = o.disable_chunked_encoding;
+    (void)parse_proxy_protocol(o.proxy_protocol, &out.proxy_protocol);  // checked when read
     switch (svc.kind) {
     case Service::Kind::HttpStatus:
         out.kind = OriginService::Kind::HttpStatus;

@@ -35,6 +35,13 @@ rc=0
 grep -q 'bad.ini:2: ingress rule "api" is last but not a catch-all' "$TEST_TMP/bad.err" ||
     fail "the refusal does not name the rule: $(cat "$TEST_TMP/bad.err")"
 
+printf '[ingress "ssh"]\nhostname = ssh.localhost\nservice = ssh://127.0.0.1:22\nproxyProtocol = v3\n[ingress "d"]\nservice = http_status:404\n' >"$TEST_TMP/pp.ini"
+rc=0
+"$CFD_BIN" tunnel ingress validate --config "$TEST_TMP/pp.ini" 2>"$TEST_TMP/pp.err" || rc=$?
+((rc == 2)) || fail "proxyProtocol = v3 exited $rc, not 2"
+grep -q "pp.ini:4.*proxyProtocol.*expected v1, v2" "$TEST_TMP/pp.err" ||
+    fail "proxyProtocol message: $(cat "$TEST_TMP/pp.err")"
+
 out=$("$CFD_BIN" tunnel ingress validate --url localhost:8080) || fail "validate --url: $out"
 grep -q 'service: http://localhost:8080' <<<"$out" || fail "validate --url: $out"
 echo PASS

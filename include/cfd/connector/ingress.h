@@ -48,6 +48,7 @@ struct OriginRequest {
     uint16_t proxy_port = 0;                  // proxyPort
     std::string proxy_type;                   // proxyType: "" or "socks"
     bool http2_origin = false;                // http2Origin
+    std::string proxy_protocol;               // proxyProtocol (ours): "", "v1" or "v2"
 };
 
 // True when `key` is an originRequest option name (cloudflared's spelling).

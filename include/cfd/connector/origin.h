@@ -9,6 +9,7 @@
 
 #include "cfd/core/duration.h"
 #include "cfd/core/result.h"
+#include "cfd/connector/proxy_protocol.h"
 #include "cfd/net/sock_addr.h"
 #include "cfd/tls/context.h"
 
@@ -52,6 +53,8 @@ struct OriginService {
     // disableChunkedEncoding: a request body of unknown length is sent without
     // Transfer-Encoding: chunked (cloudflared's WSGI workaround). Honoured by the proxy.
     bool disable_chunked_encoding = false;
+    // Tcp: a PROXY protocol header with the public client's address goes first.
+    ProxyProtocol proxy_protocol = ProxyProtocol::None;
 };
 
 // Turns TCP keep-alive on for an origin socket: SO_KEEPALIVE, and TCP_KEEPIDLE and

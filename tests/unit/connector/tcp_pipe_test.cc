@@ -379,3 +379,21 @@ TEST_CASE("tcp pipe: an origin lost mid-stream ends the WebSocket with a Close 1
     CHECK(es.ended);
     CHECK(f.proxy->streams() <= 1);  // closed once the edge ends its side too
 }
+
+TEST_CASE("tcp pipe: proxyProtocol sends the client's address first, then its bytes") {
+    PipeFixture f;
+    f.router.by_host["ssh.example.com"].proxy_protocol = ProxyProtocol::V1;
+    int32_t id = f.raw_tcp("ssh.example.com:22");  // Cf-Cloudflared-Proxy-Src 198.51.100.7:50123
+    f.edge.write(id, "SSH-2.0-client\r\n", false);
+    REQUIRE(f.run());
+    f.connect(id);
+    REQUIRE(f.run());
+    CHECK(f.edge.streams[id].status == 200);
+    CHECK(f.links[id].received ==
+          "PROXY TCP4 198.51.100.7 127.0.0.1 50123 2222\r\nSSH-2.0-client\r\n");
+    // Every client byte was consumed on the stream once the origin took it (the header is not
+    // counted as the client's).
+    f.edge.write(id, std::string(300000, 'x'), false);
+    REQUIRE(f.run());
+    CHECK(f.links[id].received.size() == 46 + 16 + 300000);
+}
