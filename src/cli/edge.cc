@@ -38,6 +38,9 @@ int run_edge_command(int argc, char** argv) {
                  "distinct connectors one tunnel may run");
     opts.add_duration("grace-period", &cfg.grace_period,
                       "on SIGTERM, how long in-flight requests may take (default 30s)");
+    opts.add_list("tcp-listen", &cfg.tcp_listen,
+                  "ADDR=HOSTNAME: a raw TCP listener whose clients reach HOSTNAME's tcp:// or "
+                  "ssh:// rule (repeatable)");
     opts.add_duration("ping-interval", &cfg.ping_interval,
                       "how often each tunnel connection is PINGed (default 5s)");
     opts.add_duration("ping-timeout", &cfg.ping_timeout,

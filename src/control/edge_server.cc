@@ -801,6 +801,17 @@ int run_edge(const EdgeConfig& cfg) {
     wc.tunnel.h2.stream_window = 512 << 10;
     wc.public_conn.high_water = 1 << 20;
     wc.connector_wait = cfg.connector_wait;
+    for (const std::string& t : cfg.tcp_listen) {
+        size_t eq = t.find('=');
+        auto addr = net::SockAddr::parse(eq == std::string::npos ? "" : t.substr(0, eq));
+        std::string host = eq == std::string::npos ? "" : to_lower(t.substr(eq + 1));
+        if (eq == std::string::npos || !addr || host.empty()) {
+            log::error("Bad --tcp-listen (expected ADDR=HOSTNAME, e.g. 0.0.0.0:2222=ssh.example.com)",
+                       {{"value", t}});
+            return 2;
+        }
+        wc.tcp_services.push_back({*addr, host});
+    }
     wc.tunnel.ping_interval = cfg.ping_interval;
     wc.tunnel.ping_timeout = cfg.ping_timeout;
     wc.public_conn.out_cap = 2 << 20;
@@ -842,6 +853,9 @@ int run_edge(const EdgeConfig& cfg) {
     log::info("Tunnel listener ready (TLS)",
               {{"address", cfg.tunnel_listen}, {"workers", static_cast<int>(group.size())}});
     log::info("Public HTTP listener ready", {{"address", cfg.http_listen}});
+    for (const edge::TcpService& t : wc.tcp_services) {
+        log::info("TCP listener ready", {{"address", t.addr.str()}, {"hostname", t.hostname}});
+    }
     log::info("Management API ready", {{"address", cfg.api_listen}, {"token", dir + "/api-token"}});
     if (!cfg.metrics.empty()) {
         log::info("Starting metrics server", {{"address", cfg.metrics + "/metrics"}});

@@ -19,6 +19,7 @@ struct OpenPayload {
     bool websocket = false;
     std::string client_ip;
     std::string client_proto;
+    std::string proxy_src;
     bool has_connector = false;
     Uuid connector;
 };
@@ -99,6 +100,7 @@ Result<int32_t> RelayClient::open_stream(const StreamRequest& req, void* user) {
     p->websocket = req.websocket;
     p->client_ip = req.client_ip;
     p->client_proto = req.client_proto;
+    p->proxy_src = req.proxy_src;
     if (req.connector != nullptr) {
         p->has_connector = true;
         p->connector = *req.connector;
@@ -324,6 +326,7 @@ void RelayServer::open(uint32_t from, int32_t sid, void* payload) {
     req.websocket = p->websocket;
     req.client_ip = p->client_ip;
     req.client_proto = p->client_proto;
+    req.proxy_src = p->proxy_src;
     streams_[key(from, sid)] = std::move(remote);
     auto opened = t->open_stream(req, static_cast<StreamSink*>(&r));
     if (!opened) {

@@ -407,6 +407,9 @@ Result<int32_t> TunnelConn::open_stream(const StreamRequest& req, void* user) {
     if (req.websocket) {
         hv.push_back({http2::kUpgradeHeader, http2::kUpgradeWebsocket});
     }
+    if (!req.proxy_src.empty()) {
+        hv.push_back({http2::kProxySrcHeader, req.proxy_src});
+    }
     http1::Headers copy;
     std::string xff;
     if (req.headers) {

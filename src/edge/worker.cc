@@ -13,6 +13,16 @@ namespace cfd::edge {
 namespace {
 constexpr Millis kTick{250};
 
+uint16_t peer_port_of(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+        return 0;
+    }
+    return ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                          : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+}
+
 std::string peer_ip_of(int fd) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -123,14 +133,47 @@ private:
     bool pumping_ = false;
 };
 
+// --- ClientIo: a public client's socket as its session writes to it --------------------------
+
+class ClientIo : public PublicIo, public net::ConnHandler {
+public:
+    void attach(net::Connection* c) { conn_ = c; }
+
+    bool send(std::string_view bytes) override {
+        if (conn_ == nullptr || conn_->state() != net::Connection::State::Open) {
+            return false;
+        }
+        return static_cast<bool>(
+            conn_->send({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}));
+    }
+    bool writable() const override { return conn_ != nullptr && conn_->writable(); }
+    void close_after_flush() override {
+        if (conn_ != nullptr) {
+            conn_->close_after_flush();
+        }
+    }
+    void abort() override {
+        if (conn_ != nullptr) {
+            conn_->close(Error{Errc::Closed, 0, "response aborted"});
+        }
+    }
+    void input_room() override {
+        if (conn_ != nullptr) {
+            conn_->resume_recv();
+        }
+    }
+
+protected:
+    net::Connection* conn_ = nullptr;
+};
+
 // --- PublicLink: one public client on this core -----------------------------------------------
 
-class PublicLink final : public PublicIo, public net::ConnHandler {
+class PublicLink final : public ClientIo {
 public:
     explicit PublicLink(Worker& w) : w_(w) {
         session_ = std::make_unique<PublicSession>(w, *this, w.config().pub);
     }
-    void attach(net::Connection* c) { conn_ = c; }
 
     reactor::TimePoint last_rx{};
     // A request waiting for an expected connector gets `limit`, then a connection or 530.
@@ -180,44 +223,48 @@ public:
         w_.link_closed(*this);
     }
 
-    // PublicIo
-    bool send(std::string_view bytes) override {
-        if (conn_ == nullptr || conn_->state() != net::Connection::State::Open) {
-            return false;
-        }
-        return static_cast<bool>(
-            conn_->send({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}));
-    }
-    bool writable() const override { return conn_ != nullptr && conn_->writable(); }
-    void close_after_flush() override {
-        if (conn_ != nullptr) {
-            conn_->close_after_flush();
-        }
-    }
-    void abort() override {
-        if (conn_ != nullptr) {
-            conn_->close(Error{Errc::Closed, 0, "response aborted"});
-        }
-    }
-    void input_room() override {
-        if (conn_ != nullptr) {
-            conn_->resume_recv();
-        }
-    }
     PublicSession* session() { return session_.get(); }
 
 private:
     Worker& w_;
-    net::Connection* conn_ = nullptr;
     std::unique_ptr<PublicSession> session_;
     bool wait_seen_ = false;
     reactor::TimePoint wait_since_{};
 };
 
+// --- RawLink: one client of an edge TCP listener -------------------------------------------
+
+class RawLink final : public ClientIo {
+public:
+    RawLink(Worker& w, std::string authority, std::string client)
+        : w_(w), session_(w, *this, std::move(authority), std::move(client)) {}
+    void start() { session_.start(); }
+
+    void on_recv(net::Connection& c, net::LentBuf data) override {
+        session_.feed({reinterpret_cast<const char*>(data.data()), data.size()});
+        data.release();
+        if (conn_ != nullptr && !session_.wants_input()) {
+            c.pause_recv();
+        }
+    }
+    void on_eof(net::Connection&) override { session_.feed_eof(); }
+    void on_resume(net::Connection&) override { session_.on_writable(); }
+    void on_close(net::Connection&, Error) override {
+        conn_ = nullptr;
+        w_.link_closed(*this);
+    }
+
+private:
+    Worker& w_;
+    RawSession session_;
+};
+
 // --- Worker ----------------------------------------------------------------------------------
 
 void Worker::Acceptor::on_accept(net::Listener&, int fd) {
-    if (tunnel) {
+    if (tcp_service >= 0) {
+        w->accept_raw(fd, static_cast<size_t>(tcp_service));
+    } else if (tunnel) {
         w->accept_tunnel(fd);
     } else {
         w->accept_public(fd);
@@ -238,6 +285,8 @@ Worker::Worker(reactor::Reactor& r, const WorkerConfig& cfg) : r_(r), cfg_(cfg) 
 Worker::~Worker() {
     dead_publics_.clear();
     publics_.clear();
+    dead_raws_.clear();
+    raws_.clear();
     relay_clients_.clear();
     dead_tunnels_.clear();
     tunnels_.clear();
@@ -268,6 +317,22 @@ Result<std::unique_ptr<Worker>> Worker::start(reactor::Reactor& r, const WorkerC
         return pl.error();
     }
     w->public_listener_ = *pl;
+    for (size_t i = 0; i < cfg.tcp_services.size(); i++) {
+        auto a = std::make_unique<Acceptor>();
+        a->w = w.get();
+        a->tcp_service = static_cast<int64_t>(i);
+        auto tl2 = net::Listener::open(r, cfg.tcp_services[i].addr, a.get());
+        if (!tl2) {
+            w->tunnel_listener_->close();
+            w->public_listener_->close();
+            for (net::Listener* l : w->tcp_listeners_) {
+                l->close();
+            }
+            return tl2.error();
+        }
+        w->tcp_listeners_.push_back(*tl2);
+        w->tcp_acceptors_.push_back(std::move(a));
+    }
     r.set_message_handler(w.get());
     if (auto t = r.add_timer(kTick, w.get()); !t) {
         return t.error();
@@ -598,6 +663,29 @@ void Worker::link_closed(TunnelLink& l) {
     }
 }
 
+void Worker::accept_raw(int fd, size_t service) {
+    const TcpService& svc = cfg_.tcp_services[service];
+    std::string authority = svc.hostname + ":" + std::to_string(svc.addr.port());
+    std::string client = peer_ip_of(fd) + ":" + std::to_string(peer_port_of(fd));
+    auto link = std::make_unique<RawLink>(*this, std::move(authority), std::move(client));
+    auto c = net::Connection::adopt(r_, fd, link.get(), cfg_.public_conn);
+    if (!c) {
+        return;
+    }
+    link->attach(*c);
+    RawLink* key = link.get();
+    raws_[key] = std::move(link);
+    key->start();
+}
+
+void Worker::link_closed(RawLink& l) {
+    auto it = raws_.find(&l);
+    if (it != raws_.end()) {
+        dead_raws_.push_back(std::move(it->second));
+        raws_.erase(it);
+    }
+}
+
 void Worker::link_closed(PublicLink& l) {
     auto it = publics_.find(&l);
     if (it != publics_.end()) {
@@ -620,6 +708,10 @@ void Worker::drain() {
         public_listener_->close();
         public_listener_ = nullptr;
     }
+    for (net::Listener* l : tcp_listeners_) {
+        l->close();
+    }
+    tcp_listeners_.clear();
     std::vector<PublicLink*> pubs;
     pubs.reserve(publics_.size());
     for (auto& [p, l] : publics_) {
@@ -651,7 +743,8 @@ void Worker::release_idle_tunnels() {
 }
 
 void Worker::check_drained() {
-    if (!draining_ || drained_sent_ || !publics_.empty() || relay_server_->open_streams() > 0) {
+    if (!draining_ || drained_sent_ || !publics_.empty() || !raws_.empty() ||
+        relay_server_->open_streams() > 0) {
         return;
     }
     reactor::Message m;
@@ -690,6 +783,7 @@ void Worker::on_message(reactor::Reactor&, const reactor::Message& m) {
 
 void Worker::on_timer(reactor::TimerId, uint64_t) {
     dead_publics_.clear();
+    dead_raws_.clear();
     dead_tunnels_.clear();
     reactor::TimePoint now = r_.now();
     std::vector<TunnelLink*> all;

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "cfd/core/duration.h"
 #include "cfd/core/result.h"
@@ -42,6 +43,9 @@ struct EdgeConfig {
     // connector is gone, and its routes are dropped at once.
     Millis ping_interval{5000};
     Millis ping_timeout{5000};
+    // Raw TCP listeners, "ADDR=HOSTNAME": each client's bytes go to HOSTNAME's tunnel, to the
+    // connector's tcp:// or ssh:// rule for it.
+    std::vector<std::string> tcp_listen;
 };
 
 // Runs until SIGTERM/SIGINT. Returns a process exit code.

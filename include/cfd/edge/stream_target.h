@@ -33,6 +33,9 @@ struct StreamRequest {
     // X-Forwarded-For, and X-Forwarded-Proto (what cloudflared's origins expect). Empty: none.
     std::string_view client_ip{};
     std::string_view client_proto{};
+    // A raw TCP stream (the edge's TCP listeners): the client's "ip:port", sent as
+    // Cf-Cloudflared-Proxy-Src; :authority is then "hostname:port".
+    std::string_view proxy_src{};
     // A relay opens the stream on a connection of this connector (the one the opening core
     // chose); a TunnelConn ignores it.
     const Uuid* connector = nullptr;

@@ -22,6 +22,7 @@
 #include "cfd/edge/load_board.h"
 #include "cfd/edge/messages.h"
 #include "cfd/edge/public_session.h"
+#include "cfd/edge/raw_session.h"
 #include "cfd/edge/relay.h"
 #include "cfd/edge/routes.h"
 #include "cfd/edge/stats.h"
@@ -33,6 +34,13 @@
 #include "cfd/tls/context.h"
 
 namespace cfd::edge {
+
+// An edge TCP listener (--tcp-listen ADDR=HOSTNAME): its clients' bytes go to HOSTNAME's
+// tunnel as raw TCP streams (cfd/edge/raw_session.h).
+struct TcpService {
+    net::SockAddr addr;
+    std::string hostname;
+};
 
 struct WorkerConfig {
     const tls::Context* tls = nullptr;  // the tunnel listener's certificate
@@ -46,10 +54,12 @@ struct WorkerConfig {
     Millis public_idle_timeout{60000};  // keep-alive idle, and the time to send a head
     Millis connector_wait{5000};        // a request for an expected tunnel waits this long
     net::ConnOptions tunnel_conn;
+    std::vector<TcpService> tcp_services;
 };
 
 class TunnelLink;
 class PublicLink;
+class RawLink;
 
 class Worker final : public reactor::MessageHandler,
                      public reactor::TimerTarget,
@@ -94,6 +104,8 @@ public:
 
     void accept_tunnel(int fd);
     void accept_public(int fd);
+    void accept_raw(int fd, size_t service);
+    void link_closed(RawLink& l);
 
 private:
     Worker(reactor::Reactor& r, const WorkerConfig& cfg);
@@ -121,8 +133,13 @@ private:
     struct Acceptor : net::AcceptHandler {
         Worker* w = nullptr;
         bool tunnel = false;
+        int64_t tcp_service = -1;  // >= 0: the TCP listener of cfg.tcp_services[i]
         void on_accept(net::Listener& l, int fd) override;
     };
+    std::vector<std::unique_ptr<Acceptor>> tcp_acceptors_;
+    std::vector<net::Listener*> tcp_listeners_;
+    std::unordered_map<RawLink*, std::unique_ptr<RawLink>> raws_;
+    std::vector<std::unique_ptr<RawLink>> dead_raws_;
 
     reactor::Reactor& r_;
     WorkerConfig cfg_;

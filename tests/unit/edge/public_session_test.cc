@@ -4,6 +4,7 @@
 
 #include "cfd/edge/messages.h"
 #include "cfd/edge/public_session.h"
+#include "cfd/edge/raw_session.h"
 #include "cfd/edge/relay.h"
 #include "cfd/edge/routes.h"
 #include "cfd/http1/parser.h"
@@ -830,4 +831,55 @@ TEST_CASE("edge public: the client's address goes on as Cf-Connecting-IP and X-F
         }
         CHECK(ips == 1);
     }
+}
+
+TEST_CASE("edge raw tcp: a listener's client becomes a raw TCP stream; bytes flow both ways") {
+    for (bool relayed : {false, true}) {
+        CAPTURE(relayed);
+        Rig r({}, relayed);
+        Io io;
+        RawSession raw(r.router, io, "app.example.com:2222", "198.51.100.7:50123");
+        raw.feed("early");  // before the origin connected: held
+        raw.start();
+        r.run();
+        REQUIRE(r.conn.requests.size() == 1);
+        int32_t id = r.conn.requests[0];
+        auto& st = r.conn.streams[id];
+        CHECK(http2::header_value(st.request, http2::kProxySrcHeader) == "198.51.100.7:50123");
+        CHECK(http2::header_value(st.request, ":authority") == "app.example.com:2222");
+        CHECK(st.body.empty());
+        r.conn.respond(id, 200, {}, true);
+        r.run();
+        CHECK(st.body == "early");
+        raw.feed(" and more");
+        r.conn.write(id, "from origin", false);
+        r.run();
+        CHECK(st.body == "early and more");
+        CHECK(io.out == "from origin");
+        raw.feed_eof();
+        r.run();
+        CHECK(st.ended);
+        r.conn.write(id, "!", true);
+        r.run();
+        CHECK(io.out == "from origin!");
+        CHECK(io.closed_after_flush);
+        CHECK(!io.aborted);
+    }
+}
+
+TEST_CASE("edge raw tcp: no rule or an unreachable origin closes the client at once") {
+    Rig r;
+    r.conn.on_request_hook = [&](int32_t id) {
+        r.conn.respond(id, 502, {{"Content-Length", "0"}}, false);
+    };
+    Io io;
+    RawSession raw(r.router, io, "app.example.com:2222", "198.51.100.7:50123");
+    raw.start();
+    r.run();
+    CHECK(io.aborted);
+    CHECK(io.out.empty());
+    Io io2;
+    RawSession nowhere(r.router, io2, "unknown.example.org:22", "198.51.100.7:50124");
+    nowhere.start();
+    CHECK(io2.aborted);
 }
