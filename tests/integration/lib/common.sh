@@ -89,26 +89,7 @@ peak_rss_kb() {
 # ROOT/uploads/NAME (WebDAV), so uploads through the tunnel can be checksummed.
 start_nginx() {
     local name=$1 port=$2 root=$3
-    local dir="$TEST_TMP/nginx-$name"
-    mkdir -p "$dir/tmp"
-    # As root (CI), workers stay root so they can write the test's own temp folders.
-    local user_line=""
-    [[ $(id -u) -eq 0 ]] && user_line="user root;"
-    cat >"$dir/nginx.conf" <<NGINX
-$user_line
-daemon off;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-    client_max_body_size 0;
+    start_nginx_servers "$name" "port_open $port" <<NGINX
     server {
         listen 127.0.0.1:$port;
         root $root;
@@ -117,10 +98,7 @@ http {
             create_full_put_path on;
         }
     }
-}
 NGINX
-    start "nginx-$name" /usr/sbin/nginx -c "$dir/nginx.conf" -p "$dir"
-    wait_until 10 port_open "$port" || fail "nginx did not start: $(cat "$dir/error.log")"
 }
 
 # make_pki DIR NAME...: with openssl, a throwaway CA (DIR/ca.pem) and a server certificate
@@ -148,8 +126,8 @@ make_pki() {
 }
 
 # start_nginx_servers NAME READY_CMD: a real nginx whose server blocks are read from stdin
-# (listen on TCP, TLS or unix sockets as the test needs), with the same settings as
-# start_nginx; waits until READY_CMD (shell code, eval-ed here) succeeds.
+# (listen on TCP, TLS or unix sockets as the test needs); waits until READY_CMD (shell code,
+# eval-ed here) succeeds. As root (CI), workers stay root so they can write the test's folders.
 start_nginx_servers() {
     local name=$1 ready=$2
     local dir="$TEST_TMP/nginx-$name"
