@@ -35,6 +35,7 @@ FUZZ_MODS_rpc   := core rpc
 FUZZ_MODS_json  := core
 FUZZ_MODS_ini   := core config
 FUZZ_MODS_tls   := core tls
+FUZZ_MODS_ws    := core http1 ws
 fuzz_mods = $(or $(FUZZ_MODS_$(firstword $(subst _, ,$(1)))),core)
 
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
