@@ -153,6 +153,16 @@ struct Rig {
 
 // Moves bytes between the connector harness and its socket, and turns the control loop,
 // until cond() or the deadline.
+// The connector's registration call was accepted.
+bool registered(const Connector& c) {
+    for (const auto& e : c.rpc_events) {
+        if (std::holds_alternative<rpc::Registered>(e)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 template <class F> bool drive(Rig& rig, Connector& c, int fd, F cond) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (!cond()) {
@@ -191,14 +201,7 @@ TEST_CASE("edge worker: a connector registers over TCP+TLS and serves a public r
     Connector c;
     c.set_request("acct", "secret", rig.tunnel);
     int tfd = dial(rig.worker->tunnel_port());
-    REQUIRE(drive(rig, c, tfd, [&] {
-        for (const auto& e : c.rpc_events) {
-            if (std::holds_alternative<rpc::Registered>(e)) {
-                return true;
-            }
-        }
-        return false;
-    }));
+    REQUIRE(drive(rig, c, tfd, [&] { return registered(c); }));
     CHECK(rig.ctl.registers == 1);
 
     c.on_request_hook = [&](int32_t id) {
@@ -268,14 +271,7 @@ TEST_CASE("edge worker: a client on a core without the tunnel's connection is re
     Connector c;
     c.set_request("acct", "secret", rig.tunnel);
     int tfd = dial(rig.worker->tunnel_port());  // core 0
-    REQUIRE(drive(rig, c, tfd, [&] {
-        for (const auto& e : c.rpc_events) {
-            if (std::holds_alternative<rpc::Registered>(e)) {
-                return true;
-            }
-        }
-        return false;
-    }));
+    REQUIRE(drive(rig, c, tfd, [&] { return registered(c); }));
     rig.publish(1, c.reg.options.client.client_id);  // core 0 holds it
     int n = 0;
     c.on_request_hook = [&](int32_t id) {
@@ -354,14 +350,7 @@ TEST_CASE("edge worker: the control thread closes a connection its connector rep
     Connector c;
     c.set_request("acct", "secret", rig.tunnel);
     int tfd = dial(rig.worker->tunnel_port());
-    REQUIRE(drive(rig, c, tfd, [&] {
-        for (const auto& e : c.rpc_events) {
-            if (std::holds_alternative<rpc::Registered>(e)) {
-                return true;
-            }
-        }
-        return false;
-    }));
+    REQUIRE(drive(rig, c, tfd, [&] { return registered(c); }));
     reactor::Message m;
     m.tag = kMsgCloseConn;
     uuid_to_words(rig.ctl.last, &m.a, &m.b);

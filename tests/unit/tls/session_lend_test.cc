@@ -14,24 +14,8 @@ using namespace cfd::tls;
 
 namespace {
 
-struct Pair {
-    Context sctx;
-    Context cctx;
-    Session srv;
-    Session cli;
-};
-
-Pair connected(const test::Pki& pki) {
-    auto sctx = test::server_ctx(pki.leaf);
-    auto cctx = test::client_ctx(pki.ca);
-    auto srv = Session::server(sctx);
-    auto cli = Session::client(cctx, "h2.cftunnel.com");
-    REQUIRE(srv);
-    REQUIRE(cli);
-    auto hs = test::handshake(*cli, *srv);
-    REQUIRE_MESSAGE(hs.ok, describe(hs.client_error) << " / " << describe(hs.server_error));
-    return Pair{std::move(sctx), std::move(cctx), std::move(*srv), std::move(*cli)};
-}
+using test::connected;
+using test::Pair;
 
 std::string pattern(size_t n, uint32_t seed) {
     std::string s(n, '\0');

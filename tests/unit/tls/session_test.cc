@@ -11,25 +11,8 @@ using namespace cfd::tls;
 
 namespace {
 
-struct Pair {
-    Context sctx;
-    Context cctx;
-    Session srv;
-    Session cli;
-};
-
-Pair connected(const test::Pki& pki, std::vector<std::string> server_alpn = {},
-               std::vector<std::string> client_alpn = {}) {
-    auto sctx = test::server_ctx(pki.leaf, std::move(server_alpn));
-    auto cctx = test::client_ctx(pki.ca, std::move(client_alpn));
-    auto srv = Session::server(sctx);
-    auto cli = Session::client(cctx, "h2.cftunnel.com");
-    REQUIRE(srv);
-    REQUIRE(cli);
-    auto hs = test::handshake(*cli, *srv);
-    REQUIRE_MESSAGE(hs.ok, describe(hs.client_error) << " / " << describe(hs.server_error));
-    return Pair{std::move(sctx), std::move(cctx), std::move(*srv), std::move(*cli)};
-}
+using test::connected;
+using test::Pair;
 
 // Reads everything currently decryptable from `s` into `out`.
 void drain(Session& s, std::string* out) {

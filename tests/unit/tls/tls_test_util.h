@@ -93,4 +93,26 @@ inline HandshakeResult handshake(Session& client, Session& server) {
     return res;
 }
 
+// A server and a client session that finished their handshake (client name h2.cftunnel.com),
+// with the contexts they came from.
+struct Pair {
+    Context sctx;
+    Context cctx;
+    Session srv;
+    Session cli;
+};
+
+inline Pair connected(const Pki& pki, std::vector<std::string> server_alpn = {},
+                      std::vector<std::string> client_alpn = {}) {
+    auto sctx = server_ctx(pki.leaf, std::move(server_alpn));
+    auto cctx = client_ctx(pki.ca, std::move(client_alpn));
+    auto srv = Session::server(sctx);
+    auto cli = Session::client(cctx, "h2.cftunnel.com");
+    REQUIRE(srv);
+    REQUIRE(cli);
+    auto hs = handshake(*cli, *srv);
+    REQUIRE_MESSAGE(hs.ok, describe(hs.client_error) << " / " << describe(hs.server_error));
+    return Pair{std::move(sctx), std::move(cctx), std::move(*srv), std::move(*cli)};
+}
+
 }  // namespace cfd::tls::test
