@@ -5,17 +5,69 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "cfd/config/ini.h"
 #include "cfd/config/options.h"
 #include "cfd/control/edge_server.h"
 #include "cfd/core/log.h"
+#include "cfd/tls/server_contexts.h"
 #include "cli/command.h"
 
 namespace cfd::cli {
 namespace {
 
 constexpr const char* kDefaultConfig = "/etc/cfdtunnel/edge.ini";
+
+// [tls "NAME"] sections: `cert` and `key` (PEM files), optional `hostnames` (separated by
+// commas or spaces; default: the certificate's DNS names). In file order.
+Result<std::vector<tls::CertificatePair>, config::Diag> tls_sections(const config::IniFile& f) {
+    std::vector<tls::CertificatePair> out;
+    std::vector<int> first_line;
+    std::string current;
+    for (const config::Entry& e : f.entries()) {
+        std::string kind;
+        std::string name;
+        if (!config::split_section(e.section, &kind, &name) || kind != "tls") {
+            continue;
+        }
+        if (out.empty() || e.section != current) {
+            current = e.section;
+            tls::CertificatePair p;
+            p.origin = f.name() + ":" + std::to_string(e.line) + ": [" + e.section + "]";
+            out.push_back(std::move(p));
+            first_line.push_back(e.line);
+        }
+        tls::CertificatePair& p = out.back();
+        if (e.key == "cert") {
+            p.cert_file = e.value;
+        } else if (e.key == "key") {
+            p.key_file = e.value;
+        } else if (e.key == "hostnames") {
+            std::string word;
+            for (char c : e.value + ",") {
+                if (c == ',' || c == ' ' || c == '\t') {
+                    if (!word.empty()) {
+                        p.names.push_back(std::move(word));
+                    }
+                    word.clear();
+                } else {
+                    word += c;
+                }
+            }
+        } else {
+            return config::Diag{f.name(), e.line, e.key,
+                                "unknown key in [" + e.section + "] (expected cert, key, hostnames)"};
+        }
+    }
+    for (size_t i = 0; i < out.size(); i++) {
+        if (out[i].cert_file.empty() || out[i].key_file.empty()) {
+            return config::Diag{f.name(), first_line[i], out[i].cert_file.empty() ? "cert" : "key",
+                                "missing in this [tls] section"};
+        }
+    }
+    return out;
+}
 
 int run_edge_command(int argc, char** argv) {
     control::EdgeConfig cfg;
@@ -28,6 +80,17 @@ int run_edge_command(int argc, char** argv) {
     opts.add_string("location", &cfg.location, "this edge location's name, e.g. DFW");
     opts.add_string("tunnel-listen", &cfg.tunnel_listen, "TLS listener for connectors");
     opts.add_string("http-listen", &cfg.http_listen, "public HTTP listener");
+    opts.add_string("https-listen", &cfg.https_listen,
+                    "public HTTPS listener (default 0.0.0.0:443; only with certificates)");
+    std::vector<std::string> tls_certs;
+    std::vector<std::string> tls_keys;
+    opts.add_list("tls-cert", &tls_certs,
+                  "HTTPS certificate chain (PEM), serving its DNS names; repeatable, paired in "
+                  "order with --tls-key; the first is the default");
+    opts.add_list("tls-key", &tls_keys, "the private key (PEM) of the --tls-cert at its position");
+    opts.add_list("https-redirect", &cfg.https_redirect,
+                  "HOSTNAME (exact, *.domain or *): plain HTTP requests for it are redirected "
+                  "to HTTPS (repeatable)");
     opts.add_string("api-listen", &cfg.api_listen, "management API listener");
     opts.add_string("metrics", &cfg.metrics, "metrics listener (/metrics, /ready, /healthcheck)");
     opts.add_string("store", &cfg.store, "store: sqlite:PATH");
@@ -75,6 +138,7 @@ int run_edge_command(int argc, char** argv) {
                      args->positionals[0].c_str());
         return kExitUsage;
     }
+    std::vector<tls::CertificatePair> file_certs;
     bool explicit_config = false;
     for (const auto& f : args->flags) {
         explicit_config = explicit_config || f.first == "config";
@@ -86,10 +150,16 @@ int run_edge_command(int argc, char** argv) {
             std::fprintf(stderr, "cfdtunnel edge: %s\n", file.error().str().c_str());
             return kExitUsage;
         }
-        if (auto r = config::check_sections(*file, {"edge"}); !r) {
+        if (auto r = config::check_sections(*file, {"edge", "tls"}); !r) {
             std::fprintf(stderr, "cfdtunnel edge: %s\n", r.error().str().c_str());
             return kExitUsage;
         }
+        auto sections = tls_sections(*file);
+        if (!sections) {
+            std::fprintf(stderr, "cfdtunnel edge: %s\n", sections.error().str().c_str());
+            return kExitUsage;
+        }
+        file_certs = std::move(*sections);
         if (auto r = opts.apply_file(*file, "edge"); !r) {
             std::fprintf(stderr, "cfdtunnel edge: %s\n", r.error().str().c_str());
             return kExitUsage;
@@ -98,6 +168,20 @@ int run_edge_command(int argc, char** argv) {
     if (auto r = opts.apply_args(*args); !r) {
         std::fprintf(stderr, "cfdtunnel edge: %s\n", r.error().str().c_str());
         return kExitUsage;
+    }
+    if (tls_certs.size() != tls_keys.size()) {
+        std::fprintf(stderr,
+                     "cfdtunnel edge: --tls-cert and --tls-key come in pairs (%zu certificates, "
+                     "%zu keys)\n",
+                     tls_certs.size(), tls_keys.size());
+        return kExitUsage;
+    }
+    for (size_t i = 0; i < tls_certs.size(); i++) {
+        cfg.certificates.push_back(
+            {tls_certs[i], tls_keys[i], {}, "--tls-cert #" + std::to_string(i + 1)});
+    }
+    for (auto& c : file_certs) {
+        cfg.certificates.push_back(std::move(c));
     }
     log::Level lvl;
     if (!log::parse_level(loglevel, &lvl)) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -42,6 +43,12 @@ namespace {
 
 std::atomic<int> g_signal{0};
 std::atomic<int> g_signals{0};  // how many arrived: the second one stops without waiting
+
+std::atomic<bool> g_reload{false};  // SIGHUP: reload the HTTPS certificates
+
+void on_reload(int) {
+    g_reload.store(true, std::memory_order_relaxed);
+}
 
 void on_signal(int sig) {
     g_signal.store(sig, std::memory_order_relaxed);
@@ -420,6 +427,9 @@ public:
 
     void on_timer(reactor::TimerId, uint64_t) override {
         dead_.clear();
+        if (g_reload.exchange(false, std::memory_order_relaxed)) {
+            reload_certificates();
+        }
         int sig = g_signal.load(std::memory_order_relaxed);
         int count = g_signals.load(std::memory_order_relaxed);
         if (sig != 0 && !stopping_) {
@@ -480,6 +490,38 @@ public:
         }
     }
     bool draining() const { return draining_; }
+
+    // SIGHUP: the certificate files are read again and every worker gets the new set for its
+    // next handshakes; connections already running keep theirs. A set that fails to load is
+    // logged and the old one stays.
+    void reload_certificates() {
+        if (cfg_.certificates.empty()) {
+            log::info("SIGHUP: no HTTPS certificates to reload");
+            return;
+        }
+        auto set = tls::load_certificates(cfg_.certificates, kHttpsAlpn);
+        if (!set) {
+            log::error("Cannot reload the HTTPS certificates; the old ones stay",
+                       {{"error", set.error()}});
+            return;
+        }
+        auto shared = std::make_shared<const tls::ServerContexts>(std::move(*set));
+        uint32_t posted = 0;
+        for (uint32_t i = 0; i < workers_; i++) {
+            reactor::Message m;
+            m.tag = edge::kMsgCerts;
+            auto* c = new edge::CertsMsg{shared};
+            m.ptr = c;
+            if (group_.post(i, m)) {
+                posted++;
+            } else {
+                delete c;
+            }
+        }
+        log::info("Reloaded the HTTPS certificates",
+                  {{"certificates", static_cast<int>(cfg_.certificates.size())},
+                   {"workers", static_cast<int>(posted)}});
+    }
 
     void stop(int sig) {
         stopping_ = true;
@@ -751,6 +793,22 @@ int run_edge(const EdgeConfig& cfg) {
                    {{"path", dir + "/api-token"}, {"error", token.error().message()}});
         return 1;
     }
+    std::shared_ptr<const tls::ServerContexts> certs;
+    std::optional<net::SockAddr> https_addr;
+    if (!cfg.certificates.empty()) {
+        auto set = tls::load_certificates(cfg.certificates, kHttpsAlpn);
+        if (!set) {
+            log::error("Cannot load the HTTPS certificates", {{"error", set.error()}});
+            return 2;
+        }
+        certs = std::make_shared<const tls::ServerContexts>(std::move(*set));
+        auto a = net::SockAddr::parse(cfg.https_listen);
+        if (!a) {
+            log::error("Bad listen address", {{"https-listen", cfg.https_listen}});
+            return 2;
+        }
+        https_addr = *a;
+    }
     auto tunnel_addr = net::SockAddr::parse(cfg.tunnel_listen);
     auto http_addr = net::SockAddr::parse(cfg.http_listen);
     if (!tunnel_addr || !http_addr) {
@@ -796,6 +854,10 @@ int run_edge(const EdgeConfig& cfg) {
     wc.load = &board;
     wc.tunnel_addr = *tunnel_addr;
     wc.http_addr = *http_addr;
+    if (certs) {
+        wc.https_addr = *https_addr;
+        wc.certs = certs;
+    }
     wc.control = control->get();
     // The client's out-queue must hold one stream window beyond its high-water mark.
     wc.tunnel.h2.stream_window = 512 << 10;
@@ -834,6 +896,7 @@ int run_edge(const EdgeConfig& cfg) {
         if (!workers[i]) {
             log::error("Cannot open the edge's listeners", {{"tunnel-listen", cfg.tunnel_listen},
                                                             {"http-listen", cfg.http_listen},
+                                                            {"https-listen", cfg.https_listen},
                                                             {"error", errors[i]}});
             group.stop();
             return 1;
@@ -848,11 +911,22 @@ int run_edge(const EdgeConfig& cfg) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
+    struct sigaction hup {};
+    hup.sa_handler = on_reload;
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
     log::info("Tunnel listener ready (TLS)",
               {{"address", cfg.tunnel_listen}, {"workers", static_cast<int>(group.size())}});
     log::info("Public HTTP listener ready", {{"address", cfg.http_listen}});
+    if (certs) {
+        log::info("Public HTTPS listener ready",
+                  {{"address", cfg.https_listen},
+                   {"certificates", static_cast<int>(cfg.certificates.size())}});
+    } else {
+        log::info("Public HTTPS listener off: no certificate configured (--tls-cert/--tls-key)");
+    }
     for (const edge::TcpService& t : wc.tcp_services) {
         log::info("TCP listener ready", {{"address", t.addr.str()}, {"hostname", t.hostname}});
     }

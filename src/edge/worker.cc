@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "cfd/core/log.h"
 
@@ -168,11 +169,19 @@ protected:
 };
 
 // --- PublicLink: one public client on this core -----------------------------------------------
+//
+// Over HTTPS the link runs TLS between the socket and the session: the ClientHello is held
+// until its SNI picks the certificate (tls::ServerContexts), records are decrypted straight out
+// of the received chunk (read_from) and encrypted records go straight to the socket's queue
+// (take_ciphertext). The session is made once the handshake is done.
 
-class PublicLink final : public ClientIo {
+class PublicLink final : public ClientIo, private tls::OutputSink {
 public:
-    explicit PublicLink(Worker& w) : w_(w) {
-        session_ = std::make_unique<PublicSession>(w, *this, w.config().pub);
+    PublicLink(Worker& w, bool tls, std::string client_ip)
+        : w_(w), tls_wanted_(tls), client_ip_(std::move(client_ip)) {
+        if (!tls) {
+            start_session();
+        }
     }
 
     reactor::TimePoint last_rx{};
@@ -190,30 +199,73 @@ public:
             session_->route_again(true);
         }
     }
+    // An idle connection, or one still in its TLS handshake, closes after `limit` of silence.
     void close_if_idle(reactor::TimePoint now, Millis limit) {
-        if (conn_ != nullptr && session_ && session_->idle() && now - last_rx >= limit) {
+        bool idle = session_ ? session_->idle() : true;
+        if (conn_ != nullptr && idle && now - last_rx >= limit) {
             conn_->close(Error{Errc::TimedOut, 0, "idle"});
         }
     }
+    void drain() {
+        draining_ = true;
+        if (session_) {
+            session_->drain();
+        }
+    }
 
+    // PublicIo, through TLS when the link has it.
+    bool send(std::string_view bytes) override {
+        if (!tls_) {
+            return ClientIo::send(bytes);
+        }
+        if (conn_ == nullptr || conn_->state() != net::Connection::State::Open) {
+            return false;
+        }
+        while (!bytes.empty()) {
+            auto n = tls_->write(bytes, *this);
+            flush_tls();
+            if (!n || *n == 0) {
+                return false;  // the queues are full: the session writes only while writable()
+            }
+            bytes.remove_prefix(*n);
+        }
+        return true;
+    }
+    bool writable() const override {
+        return ClientIo::writable() && (!tls_ || tls_->pending_output().empty());
+    }
+    void close_after_flush() override {
+        if (tls_ && conn_ != nullptr) {
+            tls_->shutdown();  // close_notify: the client can tell our end from a truncation
+            flush_tls();
+        }
+        ClientIo::close_after_flush();
+    }
+
+    // net::ConnHandler
     void on_recv(net::Connection& c, net::LentBuf data) override {
         last_rx = w_.reactor().now();
-        if (!session_) {
-            return;
+        std::string_view bytes{reinterpret_cast<const char*>(data.data()), data.size()};
+        if (tls_wanted_) {
+            on_ciphertext(bytes);
+        } else if (session_) {
+            session_->feed(bytes);
         }
-        session_->feed({reinterpret_cast<const char*>(data.data()), data.size()});
         data.release();
         if (session_ && !session_->wants_input() && conn_ != nullptr) {
             c.pause_recv();
         }
     }
-    void on_eof(net::Connection&) override {
+    void on_eof(net::Connection& c) override {
         if (session_) {
             session_->feed_eof();
+        } else {
+            c.close(Error{Errc::Closed, 0, "eof in the TLS handshake"});
         }
     }
     void on_resume(net::Connection&) override {
-        if (session_) {
+        flush_tls();
+        if (session_ && writable()) {
             session_->on_writable();
         }
     }
@@ -226,7 +278,124 @@ public:
     PublicSession* session() { return session_.get(); }
 
 private:
+    // A ClientHello is a few hundred bytes (a few KiB with post-quantum key shares).
+    static constexpr size_t kMaxHello = 16 << 10;
+
+    void start_session() {
+        session_ = std::make_unique<PublicSession>(w_, *this, w_.config().pub);
+        session_->set_client(client_ip_, tls_wanted_ ? "https" : "http");
+        if (draining_) {
+            session_->drain();
+        }
+    }
+
+    void on_ciphertext(std::string_view bytes) {
+        if (!tls_) {
+            // The ClientHello is held until it names the certificate it wants.
+            hello_.append(bytes);
+            const tls::ServerContexts* certs = w_.certs();
+            auto choice = certs ? certs->choose(hello_) : Result<tls::ServerContexts::Choice>(
+                                                              Err{Errc::Invalid, 0, "no certs"});
+            if (!choice || (choice->need_more() && hello_.size() >= kMaxHello)) {
+                fail_hello();
+                return;
+            }
+            if (choice->need_more()) {
+                return;
+            }
+            auto s = tls::Session::server(*choice->context, choice->sni);
+            if (!s) {
+                conn_->close(s.error());
+                return;
+            }
+            tls_.emplace(std::move(*s));
+            std::string hello = std::move(hello_);
+            hello_ = {};
+            decrypt(hello);
+            return;
+        }
+        decrypt(bytes);
+    }
+
+    // Not TLS at all: a plain HTTP request gets a readable answer, as nginx gives one.
+    void fail_hello() {
+        bool looks_http = !hello_.empty() && hello_[0] >= 'A' && hello_[0] <= 'Z';
+        hello_.clear();
+        if (looks_http) {
+            std::string out;
+            http1::write_error_response(out, 400,
+                                        "Bad Request: plain HTTP was sent to the HTTPS port",
+                                        false, "text/plain; charset=utf-8", false);
+            (void)ClientIo::send(out);
+            ClientIo::close_after_flush();
+            return;
+        }
+        conn_->close(Error{Errc::Protocol, 0, "not a TLS ClientHello"});
+    }
+
+    void decrypt(std::string_view bytes) {
+        std::span<char> buf = w_.plain_scratch();
+        for (;;) {
+            auto r = tls_->read_from(bytes, buf.data(), buf.size());
+            flush_tls();  // handshake flights, alerts, tickets
+            if (conn_ == nullptr) {
+                return;
+            }
+            if (!r) {
+                if (r.error().code == Errc::Closed && session_) {
+                    session_->feed_eof();  // close_notify
+                } else {
+                    log::debug("Public TLS connection failed",
+                               {{"error", tls::describe(r.error())}});
+                    ClientIo::close_after_flush();  // the alert goes out first
+                }
+                return;
+            }
+            bytes.remove_prefix(r->used);
+            if (!session_ && tls_->handshake_done()) {
+                start_session();
+            }
+            if (r->plain > 0 && session_) {
+                session_->feed({buf.data(), r->plain});
+            }
+            if (r->plain == 0 || conn_ == nullptr) {
+                return;
+            }
+        }
+    }
+
+    size_t take_ciphertext(std::string_view ct) override {
+        if (conn_ == nullptr || !pending_empty()) {
+            return 0;
+        }
+        size_t n = std::min(ct.size(), conn_->room());
+        if (n == 0 || !conn_->send({reinterpret_cast<const uint8_t*>(ct.data()), n})) {
+            return 0;
+        }
+        return n;
+    }
+    bool pending_empty() const { return !tls_ || tls_->pending_output().empty(); }
+
+    void flush_tls() {
+        if (!tls_ || conn_ == nullptr) {
+            return;
+        }
+        for (;;) {
+            std::string_view out = tls_->pending_output();
+            size_t n = std::min(out.size(), conn_->room());
+            if (n == 0 || !conn_->send({reinterpret_cast<const uint8_t*>(out.data()), n})) {
+                return;
+            }
+            tls_->consume_output(n);
+        }
+    }
+
     Worker& w_;
+    bool tls_wanted_;
+    bool draining_ = false;
+    std::string client_ip_;
+    std::string hello_;
+    std::optional<tls::Session> tls_;
     std::unique_ptr<PublicSession> session_;
     bool wait_seen_ = false;
     reactor::TimePoint wait_since_{};
@@ -267,7 +436,7 @@ void Worker::Acceptor::on_accept(net::Listener&, int fd) {
     } else if (tunnel) {
         w->accept_tunnel(fd);
     } else {
-        w->accept_public(fd);
+        w->accept_public(fd, tls);
     }
 }
 
@@ -277,6 +446,9 @@ Worker::Worker(reactor::Reactor& r, const WorkerConfig& cfg) : r_(r), cfg_(cfg) 
     tunnel_acceptor_.w = this;
     tunnel_acceptor_.tunnel = true;
     public_acceptor_.w = this;
+    https_acceptor_.w = this;
+    https_acceptor_.tls = true;
+    certs_ = cfg.certs;
     cfg_.pub.stats = &counters_;  // bump() (cfd/edge/stats.h): single writer, this thread
 }
 
@@ -301,6 +473,8 @@ Worker::~Worker() {
 void Worker::discard_message(const reactor::Message& m) {
     if (is_relay_message(m.tag)) {
         discard_relay_message(m);
+    } else if (m.tag == kMsgCerts) {
+        delete static_cast<CertsMsg*>(m.ptr);
     }
 }
 
@@ -317,6 +491,15 @@ Result<std::unique_ptr<Worker>> Worker::start(reactor::Reactor& r, const WorkerC
         return pl.error();
     }
     w->public_listener_ = *pl;
+    if (cfg.certs) {
+        auto hl = net::Listener::open(r, cfg.https_addr, &w->https_acceptor_);
+        if (!hl) {
+            w->tunnel_listener_->close();
+            w->public_listener_->close();
+            return hl.error();
+        }
+        w->https_listener_ = *hl;
+    }
     for (size_t i = 0; i < cfg.tcp_services.size(); i++) {
         auto a = std::make_unique<Acceptor>();
         a->w = w.get();
@@ -325,6 +508,9 @@ Result<std::unique_ptr<Worker>> Worker::start(reactor::Reactor& r, const WorkerC
         if (!tl2) {
             w->tunnel_listener_->close();
             w->public_listener_->close();
+            if (w->https_listener_ != nullptr) {
+                w->https_listener_->close();
+            }
             for (net::Listener* l : w->tcp_listeners_) {
                 l->close();
             }
@@ -346,6 +532,9 @@ uint16_t Worker::tunnel_port() const {
 uint16_t Worker::http_port() const {
     return public_listener_ ? public_listener_->port() : 0;
 }
+uint16_t Worker::https_port() const {
+    return https_listener_ ? https_listener_->port() : 0;
+}
 
 void Worker::accept_tunnel(int fd) {
     uint64_t id = next_link_++;
@@ -359,17 +548,14 @@ void Worker::accept_tunnel(int fd) {
     tunnels_[id] = std::move(link);
 }
 
-void Worker::accept_public(int fd) {
-    auto link = std::make_unique<PublicLink>(*this);
+void Worker::accept_public(int fd, bool tls) {
+    auto link = std::make_unique<PublicLink>(*this, tls, peer_ip_of(fd));
     auto c = net::Connection::adopt(r_, fd, link.get(), cfg_.public_conn);
     if (!c) {
         return;
     }
     link->attach(*c);
     link->last_rx = r_.now();
-    if (PublicSession* s = link->session()) {
-        s->set_client(peer_ip_of(fd), "http");
-    }
     PublicLink* key = link.get();
     publics_[key] = std::move(link);
 }
@@ -704,9 +890,11 @@ void Worker::drain() {
         tunnel_listener_->close();
         tunnel_listener_ = nullptr;
     }
-    if (public_listener_ != nullptr) {
-        public_listener_->close();
-        public_listener_ = nullptr;
+    for (net::Listener** l : {&public_listener_, &https_listener_}) {
+        if (*l != nullptr) {
+            (*l)->close();
+            *l = nullptr;
+        }
     }
     for (net::Listener* l : tcp_listeners_) {
         l->close();
@@ -718,9 +906,7 @@ void Worker::drain() {
         pubs.push_back(p);
     }
     for (PublicLink* p : pubs) {
-        if (PublicSession* s = p->session()) {
-            s->drain();
-        }
+        p->drain();
     }
     release_idle_tunnels();
     check_drained();
@@ -774,6 +960,9 @@ void Worker::on_message(reactor::Reactor&, const reactor::Message& m) {
         }
     } else if (m.tag == kMsgDrain) {
         drain();
+    } else if (m.tag == kMsgCerts) {
+        std::unique_ptr<CertsMsg> c(static_cast<CertsMsg*>(m.ptr));
+        certs_ = std::move(c->certs);  // new handshakes only; running sessions keep theirs
     } else if (is_relay_reply(m.tag)) {
         relay_to(m.from).on_message(m);
     } else if (is_relay_message(m.tag)) {

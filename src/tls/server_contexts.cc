@@ -1,6 +1,15 @@
 #include "cfd/tls/server_contexts.h"
 
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <optional>
 #include <set>
+
+#include "tls/x509_san.h"
 
 namespace cfd::tls {
 
@@ -43,6 +52,15 @@ bool parse_pattern(std::string_view name, Pattern* p) {
     return normalize(name, &p->key);
 }
 
+std::string join_names(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) {
+        out += out.empty() ? "" : ", ";
+        out += n;
+    }
+    return out;
+}
+
 }  // namespace
 
 ServerContexts::ServerContexts(Context default_ctx) {
@@ -53,11 +71,25 @@ Status ServerContexts::add(const std::vector<std::string>& names, Context ctx) {
     if (!ctx.is_server() || ctx.native() == nullptr) {
         return Err{Errc::Invalid, 0, "tls sni: not a server context"};
     }
+    if (auto st = check_names(names); !st) {
+        return st;
+    }
+    contexts_.push_back(std::make_unique<Context>(std::move(ctx)));
+    return add_names(names, contexts_.size() - 1);
+}
+
+Status ServerContexts::add_default_names(const std::vector<std::string>& names) {
+    if (auto st = check_names(names); !st) {
+        return st;
+    }
+    return add_names(names, 0);
+}
+
+// Checks every name before any is taken, so a refused call leaves the set as it was.
+Status ServerContexts::check_names(const std::vector<std::string>& names) const {
     if (names.empty()) {
         return Err{Errc::Invalid, 0, "tls sni: no names"};
     }
-    // Check every name before taking any, so a refused call leaves the set as it was.
-    std::vector<Pattern> patterns;
     std::set<std::pair<bool, std::string>> seen;
     for (const auto& n : names) {
         Pattern p;
@@ -68,11 +100,14 @@ Status ServerContexts::add(const std::vector<std::string>& names, Context ctx) {
         if (map.count(p.key) != 0 || !seen.emplace(p.wildcard, p.key).second) {
             return Err{Errc::Exists, 0, "tls sni: name already served"};
         }
-        patterns.push_back(std::move(p));
     }
-    size_t idx = contexts_.size();
-    contexts_.push_back(std::make_unique<Context>(std::move(ctx)));
-    for (auto& p : patterns) {
+    return {};
+}
+
+Status ServerContexts::add_names(const std::vector<std::string>& names, size_t idx) {
+    for (const auto& n : names) {
+        Pattern p;
+        (void)parse_pattern(n, &p);  // checked by check_names()
         (p.wildcard ? wildcard_ : exact_).emplace(std::move(p.key), idx);
     }
     return {};
@@ -113,6 +148,98 @@ Result<ServerContexts::Choice> ServerContexts::choose(std::string_view first_byt
         break;
     }
     return c;
+}
+
+}  // namespace cfd::tls
+
+namespace cfd::tls {
+
+Result<std::vector<std::string>> certificate_dns_names(std::string_view pem) {
+    std::vector<unsigned char> der(pem.size() + 64);
+    int n = wc_CertPemToDer(reinterpret_cast<const unsigned char*>(pem.data()),
+                            static_cast<int>(pem.size()), der.data(), static_cast<int>(der.size()),
+                            CERT_TYPE);
+    if (n <= 0) {
+        return Err{Errc::Invalid, n, "no PEM certificate"};
+    }
+    return cert_dns_names({reinterpret_cast<const char*>(der.data()), static_cast<size_t>(n)});
+}
+
+namespace {
+
+std::string read_text(const std::string& path, std::string* error) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) {
+        *error = path + ": " + std::strerror(errno);
+        return {};
+    }
+    std::string text;
+    char buf[8192];
+    size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && text.size() < kMaxPemFile) {
+        text.append(buf, n);
+    }
+    std::fclose(f);
+    if (text.size() >= kMaxPemFile) {
+        *error = path + ": larger than a certificate chain can be";
+        return {};
+    }
+    return text;
+}
+
+}  // namespace
+
+Result<ServerContexts, std::string> load_certificates(const std::vector<CertificatePair>& pairs,
+                                                      const std::vector<std::string>& alpn) {
+    if (pairs.empty()) {
+        return std::string("no certificate configured");
+    }
+    std::optional<ServerContexts> set;
+    for (const CertificatePair& p : pairs) {
+        std::string where = p.origin.empty() ? p.cert_file : p.origin;
+        std::string error;
+        ServerOptions o;
+        o.cert_pem = read_text(p.cert_file, &error);
+        if (error.empty()) {
+            o.key_pem = read_text(p.key_file, &error);
+        }
+        if (!error.empty()) {
+            return std::string(where + ": " + error);
+        }
+        std::vector<std::string> names = p.names;
+        if (names.empty()) {
+            auto dns = certificate_dns_names(o.cert_pem);
+            if (!dns) {
+                return std::string(where + ": " + p.cert_file + ": not a PEM certificate");
+            }
+            names = std::move(*dns);
+            if (names.empty()) {
+                return std::string(where + ": " + p.cert_file +
+                                   ": the certificate has no DNS names; name its hosts explicitly");
+            }
+        }
+        o.alpn = alpn;
+        auto ctx = Context::server(o);
+        if (!ctx) {
+            return std::string(where + ": " + p.cert_file + ", " + p.key_file + ": " +
+                       describe(ctx.error()));
+        }
+        Status st;
+        if (!set) {
+            set.emplace(std::move(*ctx));  // the first pair is the default
+            st = set->add_default_names(names);
+        } else {
+            st = set->add(names, std::move(*ctx));
+        }
+        if (!st) {
+            return std::string(where + ": " +
+                       (st.error().code == Errc::Exists
+                            ? std::string("a host name is already served by another certificate")
+                            : std::string("a host name is not valid")) +
+                       " (" + join_names(names) + ")");
+        }
+    }
+    return std::move(*set);
 }
 
 }  // namespace cfd::tls

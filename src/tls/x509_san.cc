@@ -2,6 +2,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace cfd::tls {
 
@@ -13,6 +15,7 @@ constexpr uint8_t kBoolean = 0x01;
 constexpr uint8_t kOctetString = 0x04;
 constexpr uint8_t kExtensionsTag = 0xa3;  // tbsCertificate [3] EXPLICIT Extensions
 constexpr uint8_t kIpAddressTag = 0x87;   // GeneralName [7] IMPLICIT OCTET STRING
+constexpr uint8_t kDnsNameTag = 0x82;     // GeneralName [2] IMPLICIT IA5String
 constexpr std::string_view kSanOid = "\x55\x1d\x11";  // 2.5.29.17
 
 // One DER element at a time, never reading past the end.
@@ -61,7 +64,9 @@ private:
     size_t pos_ = 0;
 };
 
-bool general_names_have_ip(std::string_view san_value, std::string_view ip) {
+// Calls `fn(tag, body)` for each GeneralName of a subjectAltName value; false when malformed.
+template <typename Fn>
+bool for_each_general_name(std::string_view san_value, Fn&& fn) {
     Der outer(san_value);
     std::string_view names;
     if (!outer.expect(kSequence, &names)) {
@@ -74,23 +79,17 @@ bool general_names_have_ip(std::string_view san_value, std::string_view ip) {
         if (!d.next(&tag, &body)) {
             return false;
         }
-        if (tag == kIpAddressTag && body == ip) {
-            return true;
-        }
+        fn(tag, body);
     }
-    return false;
+    return true;
 }
 
-}  // namespace
-
-bool cert_has_ip_san(std::string_view cert_der, std::string_view ip) {
-    if (ip.size() != 4 && ip.size() != 16) {
-        return false;
-    }
+// The subjectAltName extension's value (the OCTET STRING's contents), or empty.
+std::string_view san_extension(std::string_view cert_der) {
     std::string_view cert;
     std::string_view tbs;
     if (!Der(cert_der).expect(kSequence, &cert) || !Der(cert).expect(kSequence, &tbs)) {
-        return false;
+        return {};
     }
     // Skip the tbsCertificate fields up to the extensions.
     Der fields(tbs);
@@ -99,7 +98,7 @@ bool cert_has_ip_san(std::string_view cert_der, std::string_view ip) {
         uint8_t tag = 0;
         std::string_view body;
         if (!fields.next(&tag, &body)) {
-            return false;
+            return {};
         }
         if (tag == kExtensionsTag) {
             exts = body;
@@ -108,18 +107,18 @@ bool cert_has_ip_san(std::string_view cert_der, std::string_view ip) {
     }
     std::string_view list;
     if (!Der(exts).expect(kSequence, &list)) {
-        return false;
+        return {};
     }
     Der d(list);
     while (!d.done()) {
         std::string_view ext;
         if (!d.expect(kSequence, &ext)) {
-            return false;
+            return {};
         }
         Der e(ext);
         std::string_view oid;
         if (!e.expect(kOid, &oid)) {
-            return false;
+            return {};
         }
         if (oid != kSanOid) {
             continue;
@@ -127,14 +126,37 @@ bool cert_has_ip_san(std::string_view cert_der, std::string_view ip) {
         uint8_t tag = 0;
         std::string_view value;
         if (!e.next(&tag, &value)) {
-            return false;
+            return {};
         }
         if (tag == kBoolean && !e.next(&tag, &value)) {  // optional `critical`
-            return false;
+            return {};
         }
-        return tag == kOctetString && general_names_have_ip(value, ip);
+        return tag == kOctetString ? value : std::string_view{};
     }
-    return false;
+    return {};
+}
+
+}  // namespace
+
+bool cert_has_ip_san(std::string_view cert_der, std::string_view ip) {
+    if (ip.size() != 4 && ip.size() != 16) {
+        return false;
+    }
+    bool found = false;
+    for_each_general_name(san_extension(cert_der), [&](uint8_t tag, std::string_view body) {
+        found = found || (tag == kIpAddressTag && body == ip);
+    });
+    return found;
+}
+
+std::vector<std::string> cert_dns_names(std::string_view cert_der) {
+    std::vector<std::string> names;
+    for_each_general_name(san_extension(cert_der), [&](uint8_t tag, std::string_view body) {
+        if (tag == kDnsNameTag && !body.empty()) {
+            names.emplace_back(body);
+        }
+    });
+    return names;
 }
 
 }  // namespace cfd::tls

@@ -20,6 +20,7 @@
 
 #include "cfd/core/duration.h"
 #include "cfd/core/result.h"
+#include "cfd/tls/server_contexts.h"
 
 namespace cfd::control {
 
@@ -27,6 +28,13 @@ struct EdgeConfig {
     std::string location = "DFW";
     std::string tunnel_listen = "0.0.0.0:7844";
     std::string http_listen = "0.0.0.0:80";
+    // Opened only when `certificates` is not empty.
+    std::string https_listen = "0.0.0.0:443";
+    // The HTTPS certificates (from --tls-cert/--tls-key pairs, then [tls "NAME"] sections):
+    // chosen by SNI, the first is the default; re-read on SIGHUP.
+    std::vector<tls::CertificatePair> certificates;
+    // Host names (exact, "*.x" or "*") whose plain HTTP requests are redirected to HTTPS.
+    std::vector<std::string> https_redirect;
     std::string api_listen = "127.0.0.1:7845";
     std::string metrics = "127.0.0.1:9100";
     std::string store = "sqlite:/var/lib/cfdtunnel/edge.db";
@@ -47,6 +55,9 @@ struct EdgeConfig {
     // connector's tcp:// or ssh:// rule for it.
     std::vector<std::string> tcp_listen;
 };
+
+// What the HTTPS listener offers by ALPN, in order of preference.
+inline const std::vector<std::string> kHttpsAlpn = {"http/1.1"};
 
 // Runs until SIGTERM/SIGINT. Returns a process exit code.
 int run_edge(const EdgeConfig& cfg);

@@ -12,6 +12,7 @@
 #include "cfd/reactor/mailbox.h"
 #include "cfd/rpc/server.h"
 #include "cfd/rpc/types.h"
+#include "cfd/tls/server_contexts.h"
 
 namespace cfd::edge {
 
@@ -34,6 +35,8 @@ enum MsgTag : uint32_t {
     kMsgRelayEnd,       // B -> A: the response body is complete
     kMsgRelayClose,     // B -> A: b = the code; the stream's last event
     kMsgRelayCredit,    // B -> A: b = request-body bytes the tunnel took
+    // control -> worker: ptr = CertsMsg, the HTTPS certificates reloaded (SIGHUP)
+    kMsgCerts,
 };
 // kMsgConnClosed carries the worker's core in `c`; kMsgRegister's answer tells the control
 // thread which core holds the connection, so it can publish per-tunnel core masks.
@@ -53,6 +56,12 @@ struct RegisterAnswerMsg {
     rpc::ConnectionDetails details;
     rpc::ConnectionError error;
     uint32_t load_slot = UINT32_MAX;  // ok: the connector's LoadBoard slot
+};
+
+// The HTTPS listener's certificates: each worker takes a reference; the set is freed when the
+// last one lets go (sessions keep their own reference to their wolfSSL context).
+struct CertsMsg {
+    std::shared_ptr<const tls::ServerContexts> certs;
 };
 
 inline void uuid_to_words(const Uuid& u, uint64_t* a, uint64_t* b) {

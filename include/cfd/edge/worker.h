@@ -1,6 +1,7 @@
 // The edge's per-core half (DESIGN.md §3). One Worker per reactor thread owns, on that core only:
-//   - a TLS listener on --tunnel-listen and a public HTTP/1.1 listener on --http-listen (both
-//     SO_REUSEPORT: the kernel spreads connections across cores),
+//   - a TLS listener on --tunnel-listen, a public HTTP listener on --http-listen and, with
+//     certificates, a public HTTPS listener on --https-listen (all SO_REUSEPORT: the kernel
+//     spreads connections across cores),
 //   - the tunnel connections accepted here (TunnelLink: socket + TunnelConn) and the registry
 //     of those registered, per tunnel,
 //   - the public connections accepted here (PublicLink: socket + PublicSession),
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -32,6 +34,8 @@
 #include "cfd/net/sock_addr.h"
 #include "cfd/reactor/reactor.h"
 #include "cfd/tls/context.h"
+#include "cfd/tls/server_contexts.h"
+#include "cfd/tls/session.h"
 
 namespace cfd::edge {
 
@@ -47,6 +51,9 @@ struct WorkerConfig {
     LoadBoard* load = nullptr;           // in-flight streams per connector, all cores
     net::SockAddr tunnel_addr;
     net::SockAddr http_addr;
+    // The HTTPS listener, opened when `certs` is set: the certificate is chosen by SNI.
+    net::SockAddr https_addr;
+    std::shared_ptr<const tls::ServerContexts> certs;
     reactor::Reactor* control = nullptr;  // post_external() target
     TunnelOptions tunnel;
     PublicOptions pub;
@@ -76,6 +83,11 @@ public:
     // Bound ports (for tests with port 0).
     uint16_t tunnel_port() const;
     uint16_t http_port() const;
+    uint16_t https_port() const;
+    // The HTTPS certificates new connections get (null: no HTTPS listener).
+    const tls::ServerContexts* certs() const { return certs_.get(); }
+    // Scratch space for decrypted bytes, lent for one synchronous delivery at a time.
+    std::span<char> plain_scratch() { return {plain_.get(), kPlainScratch}; }
 
     // PublicRouter
     RouteResult route(std::string_view host, std::span<const Uuid> avoid = {}) override;
@@ -103,7 +115,7 @@ public:
     const WorkerConfig& config() const { return cfg_; }
 
     void accept_tunnel(int fd);
-    void accept_public(int fd);
+    void accept_public(int fd, bool tls);
     void accept_raw(int fd, size_t service);
     void link_closed(RawLink& l);
 
@@ -133,6 +145,7 @@ private:
     struct Acceptor : net::AcceptHandler {
         Worker* w = nullptr;
         bool tunnel = false;
+        bool tls = false;  // the public HTTPS listener
         int64_t tcp_service = -1;  // >= 0: the TCP listener of cfg.tcp_services[i]
         void on_accept(net::Listener& l, int fd) override;
     };
@@ -145,8 +158,13 @@ private:
     WorkerConfig cfg_;
     Acceptor tunnel_acceptor_;
     Acceptor public_acceptor_;
+    Acceptor https_acceptor_;
     net::Listener* tunnel_listener_ = nullptr;
     net::Listener* public_listener_ = nullptr;
+    net::Listener* https_listener_ = nullptr;
+    std::shared_ptr<const tls::ServerContexts> certs_;
+    static constexpr size_t kPlainScratch = tls::Session::kMaxRecordPlaintext;
+    std::unique_ptr<char[]> plain_ = std::make_unique<char[]>(kPlainScratch);
     std::unique_ptr<RouteTable> routes_;
     uint64_t next_link_ = 1;
     std::unordered_map<uint64_t, std::unique_ptr<TunnelLink>> tunnels_;

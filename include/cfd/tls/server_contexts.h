@@ -31,6 +31,9 @@ public:
     // or a client context, Errc::Exists when a name is already taken (nothing is added then).
     [[nodiscard]] Status add(const std::vector<std::string>& names, Context ctx);
 
+    // Also serves `names` with the default context (same errors as add()).
+    [[nodiscard]] Status add_default_names(const std::vector<std::string>& names);
+
     // The context for `host` (any case; a trailing dot is ignored). Valid as long as this set.
     const Context& find(std::string_view host) const;
 
@@ -46,10 +49,35 @@ public:
     size_t size() const { return contexts_.size(); }
 
 private:
+    [[nodiscard]] Status check_names(const std::vector<std::string>& names) const;
+    Status add_names(const std::vector<std::string>& names, size_t idx);
+
     // [0] is the default. Boxed so that references handed out stay valid across add().
     std::vector<std::unique_ptr<Context>> contexts_;
     std::unordered_map<std::string, size_t> exact_;    // lower-case name -> index
     std::unordered_map<std::string, size_t> wildcard_; // parent domain of "*.x" -> index
 };
+
+// The dNSName subjectAltNames of the first certificate in `pem` (wildcards as written).
+// Errc::Invalid when `pem` holds no certificate.
+[[nodiscard]] Result<std::vector<std::string>> certificate_dns_names(std::string_view pem);
+
+// A certificate chain and its key, in PEM files, and the host names it serves (empty: its own
+// DNS names). `origin` says where it was configured, for errors ("--tls-cert #2",
+// "edge.ini:14: [tls \"www\"]").
+struct CertificatePair {
+    std::string cert_file;
+    std::string key_file;
+    std::vector<std::string> names;
+    std::string origin;
+};
+
+// A PEM file larger than this is refused (a chain is a few KiB).
+inline constexpr size_t kMaxPemFile = 1 << 20;
+
+// Reads every pair into one set, each context offering `alpn`; the first pair is also the
+// default (no SNI, or a name no certificate has). The error says which pair and why.
+[[nodiscard]] Result<ServerContexts, std::string> load_certificates(
+    const std::vector<CertificatePair>& pairs, const std::vector<std::string>& alpn);
 
 }  // namespace cfd::tls

@@ -106,21 +106,33 @@ NGINX
 # rest dNSName. Nothing else trusts the CA, so an origin using it fails verification unless
 # the client is given DIR/ca.pem.
 make_pki() {
-    local dir=$1 san="" n
+    local dir=$1
     shift
     mkdir -p "$dir"
-    for n in "$@"; do
-        if [[ $n =~ ^[0-9.]+$ || $n == *:* ]]; then san+="IP:$n,"; else san+="DNS:$n,"; fi
-    done
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
         -subj "/CN=cfdtunnel test origin CA" -keyout "$dir/ca.key" -out "$dir/ca.pem" \
         >"$dir/openssl.log" 2>&1 || fail "openssl CA: $(cat "$dir/openssl.log")"
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" \
-        -keyout "$dir/leaf.key" -out "$dir/leaf.csr" >>"$dir/openssl.log" 2>&1 ||
+    make_leaf "$dir" leaf "$@"
+}
+
+# make_leaf DIR NAME [SAN...]: DIR/NAME.pem and DIR/NAME.key, a certificate for the SANs
+# (DNS names, or IP addresses) signed by the CA make_pki made in DIR. `leaf` is make_pki's.
+make_leaf() {
+    local dir=$1 stem=$2 san="" n
+    shift 2
+    for n in "$@"; do
+        if [[ $n =~ ^[0-9.]+$ || $n == *:* ]]; then san+="IP:$n,"; else san+="DNS:$n,"; fi
+    done
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=${1:-$stem}" \
+        -keyout "$dir/$stem.key" -out "$dir/$stem.csr" >>"$dir/openssl.log" 2>&1 ||
         fail "openssl CSR: $(cat "$dir/openssl.log")"
-    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "${san%,}" >"$dir/leaf.ext"
-    openssl x509 -req -in "$dir/leaf.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
-        -CAcreateserial -days 2 -extfile "$dir/leaf.ext" -out "$dir/leaf.pem" \
+    if [[ -n $san ]]; then
+        printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "${san%,}" >"$dir/$stem.ext"
+    else
+        printf 'extendedKeyUsage=serverAuth\n' >"$dir/$stem.ext"
+    fi
+    openssl x509 -req -in "$dir/$stem.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+        -CAcreateserial -days 2 -extfile "$dir/$stem.ext" -out "$dir/$stem.pem" \
         >>"$dir/openssl.log" 2>&1 || fail "openssl leaf: $(cat "$dir/openssl.log")"
     chmod 0644 "$dir"/*.pem "$dir"/*.key
 }

@@ -2,8 +2,11 @@
 
 #include <memory>
 #include <optional>
+#include <unistd.h>
+#include <vector>
 #include <string>
 
+#include "cfd/tls/certgen.h"
 #include "cfd/tls/client_hello.h"
 #include "cfd/tls/server_contexts.h"
 #include "tls_test_util.h"
@@ -293,4 +296,92 @@ TEST_CASE("tls: peek_sni drops one trailing dot and refuses empty labels") {
         CAPTURE(bad);
         CHECK(!peek_sni(client_hello_for(bad)));
     }
+}
+
+TEST_CASE("tls: certificate_dns_names reads a certificate's DNS names, not its addresses") {
+    auto ca = generate_ca("names test CA", 1);
+    REQUIRE(ca);
+    auto leaf = generate_leaf(*ca, "app.example.com",
+                              {"app.example.com", "127.0.0.1", "*.example.org", "::1"}, 1);
+    REQUIRE(leaf);
+    auto names = certificate_dns_names(leaf->cert_pem);
+    REQUIRE(names);
+    CHECK(*names == std::vector<std::string>{"app.example.com", "*.example.org"});
+    auto only_ip = generate_leaf(*ca, "ip", {"127.0.0.1"}, 1);
+    REQUIRE(only_ip);
+    auto none = certificate_dns_names(only_ip->cert_pem);
+    REQUIRE(none);
+    CHECK(none->empty());
+    CHECK(!certificate_dns_names("not a certificate"));
+    CHECK(!certificate_dns_names(leaf->key_pem));
+}
+
+namespace {
+// Writes a pair's PEM files into a fresh folder; removed with the object.
+struct PemFiles {
+    std::string dir;
+    std::vector<std::string> files;
+    PemFiles() {
+        char tmpl[] = "/tmp/cfd-sni-test-XXXXXX";
+        REQUIRE(mkdtemp(tmpl) != nullptr);
+        dir = tmpl;
+    }
+    ~PemFiles() {
+        for (const auto& f : files) {
+            ::unlink(f.c_str());
+        }
+        ::rmdir(dir.c_str());
+    }
+    CertificatePair write(const std::string& stem, const KeyPair& kp) {
+        CertificatePair p;
+        p.cert_file = dir + "/" + stem + ".crt";
+        p.key_file = dir + "/" + stem + ".key";
+        REQUIRE(write_key_pair(kp, p.cert_file, p.key_file));
+        files.push_back(p.cert_file);
+        files.push_back(p.key_file);
+        return p;
+    }
+};
+}  // namespace
+
+TEST_CASE("tls: load_certificates serves each certificate's own names; the first is the default") {
+    auto ca = generate_ca("load test CA", 1);
+    REQUIRE(ca);
+    auto a = generate_leaf(*ca, "a", {"a.example.com"}, 1);
+    auto b = generate_leaf(*ca, "b", {"b.example.com", "*.b.example.com"}, 1);
+    REQUIRE(a);
+    REQUIRE(b);
+    PemFiles pf;
+    std::vector<CertificatePair> pairs = {pf.write("a", *a), pf.write("b", *b)};
+    auto set = load_certificates(pairs, {"h2", "http/1.1"});
+    REQUIRE_MESSAGE(set, (set ? "" : set.error()));
+    CHECK(&set->find("a.example.com") == &set->find(""));  // the default serves its names too
+    CHECK(&set->find("b.example.com") != &set->find(""));
+    CHECK(&set->find("x.b.example.com") == &set->find("b.example.com"));
+    CHECK(set->find("b.example.com").alpn_list() == "h2,http/1.1");
+
+    // Explicit names win over the certificate's.
+    pairs[1].names = {"other.example.net"};
+    auto renamed = load_certificates(pairs, {});
+    REQUIRE(renamed);
+    CHECK(&renamed->find("b.example.com") == &renamed->find(""));
+    CHECK(&renamed->find("other.example.net") != &renamed->find(""));
+
+    // Errors name the pair and the cause.
+    pairs[1].names = {"a.example.com"};
+    pairs[1].origin = "--tls-cert #2";
+    auto dup = load_certificates(pairs, {});
+    REQUIRE(!dup);
+    CHECK(dup.error().find("--tls-cert #2") == 0);
+    CHECK(dup.error().find("already served") != std::string::npos);
+    pairs[1].names.clear();
+    pairs[1].key_file = pf.dir + "/missing.key";
+    auto missing = load_certificates(pairs, {});
+    REQUIRE(!missing);
+    CHECK(missing.error().find("missing.key") != std::string::npos);
+    pairs[1].key_file = pairs[0].key_file;  // a key that does not match the certificate
+    auto mismatch = load_certificates(pairs, {});
+    REQUIRE(!mismatch);
+    CHECK(mismatch.error().find("b.crt") != std::string::npos);
+    CHECK(!load_certificates({}, {}));
 }
