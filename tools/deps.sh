@@ -13,7 +13,7 @@ PACKAGES=(
     dpkg-dev autoconf automake libtool
     libwolfssl-dev openssl
     curl nginx-light nghttp2-client wrk python3 python3-yaml openssh-server openssh-client
-    nodejs node-ws
+    nodejs node-ws chromium
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }

@@ -64,3 +64,7 @@ OUT="$OUT" bash tools/bench/tunnel.sh
 echo
 echo "== failover: rolling restart of 3 replicas under load, and SIGKILL to no longer routed"
 OUT="$OUT" bash tools/bench/failover.sh
+
+echo
+echo "== https: HTTP/1.1 and HTTP/2 over TLS, edge + connector vs two nginx hops"
+OUT="$OUT" bash tools/bench/https.sh

@@ -14,47 +14,12 @@ SECS=${BENCH_SECONDS:-10}
 command -v wrk >/dev/null || { echo "bench tunnel: wrk is not installed"; exit 0; }
 . tests/integration/lib/tunnel.sh
 
-www="$TEST_TMP/www"
-mkdir -p "$www"
-head -c 100 /dev/urandom | base64 -w0 | head -c 100 >"$www/small.txt"
-head -c $((1 << 20)) /dev/urandom >"$www/big.bin"
-origin_port=$(free_port)
-start_nginx origin "$origin_port" "$www"
+. tools/bench/hops.sh
+start_bench_origin
 
 # The peer: nginx B terminates TLS and proxies to the origin; nginx A proxies to B over TLS.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=hop-b \
-    -keyout "$TEST_TMP/b.key" -out "$TEST_TMP/b.pem" >/dev/null 2>&1
 a_port=$(free_port)
 b_port=$(free_port)
-hop_conf() {  # hop_conf NAME LISTEN_DIRECTIVE UPSTREAM
-    local dir="$TEST_TMP/nginx-$1"
-    mkdir -p "$dir/tmp"
-    cat >"$dir/nginx.conf" <<NGINX
-$([[ $(id -u) -eq 0 ]] && echo "user root;")
-daemon off;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    upstream up { server $3; keepalive 64; }
-    server {
-        $2
-        location / {
-            proxy_pass $4://up;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_ssl_session_reuse on;
-            proxy_ssl_protocols TLSv1.3;
-        }
-    }
-}
-NGINX
-    start "nginx-$1" /usr/sbin/nginx -c "$dir/nginx.conf" -p "$dir"
-}
 hop_conf b "listen 127.0.0.1:$b_port ssl; ssl_certificate $TEST_TMP/b.pem; ssl_certificate_key $TEST_TMP/b.key; ssl_protocols TLSv1.3;" \
     "127.0.0.1:$origin_port" http
 hop_conf a "listen 127.0.0.1:$a_port;" "127.0.0.1:$b_port" https
@@ -66,17 +31,6 @@ start_edge DFW 127.0.0.1
 create_tunnel bench bench.localhost
 start_connector connector "http://127.0.0.1:$origin_port" --ha-connections 2
 wait_registered connector 2
-
-# rate URL HOST CONNS: wrk's requests/s and transfer MB/s.
-rate() {
-    local out
-    out=$(wrk -t 2 -c "$3" -d "${SECS}s" -H "Host: $2" "$1" 2>&1)
-    local rps mbs non2xx
-    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-    mbs=$(awk '/Transfer\/sec/ { v = $2; if (v ~ /GB/) m = 1024; else if (v ~ /MB/) m = 1; else if (v ~ /KB/) m = 1 / 1024; else m = 1 / 1048576; sub(/[A-Za-z]+$/, "", v); printf "%.1f", v * m }' <<<"$out")
-    non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-    echo "${rps:-0} ${mbs:-0} ${non2xx:-0}"
-}
 
 edge_url="http://127.0.0.1:${EDGE_HTTP[DFW]}"
 read -r ours_rps _ ours_err < <(rate "$edge_url/small.txt" bench.localhost 50)
