@@ -1,7 +1,7 @@
 #include "cfd/edge/public_session.h"
 
-#include <charconv>
 
+#include "cfd/core/numbers.h"
 #include "cfd/edge/routes.h"
 #include "cfd/http1/hop_by_hop.h"
 
@@ -55,35 +55,6 @@ namespace {
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
-std::string no_connector_page(std::string_view host) {
-    return "Error 1033: Cloudflare Tunnel error. The tunnel routed for " + std::string(host) +
-           " has no connector running.";
-}
-
-// Counting hooks: a null `s` (a session nobody counts) costs one test.
-void add(EdgeStats* s, std::atomic<uint64_t> EdgeStats::*c, uint64_t n = 1) {
-    if (s != nullptr) {
-        bump(s->*c, n);
-    }
-}
-void add(EdgeStats* s, std::atomic<int64_t> EdgeStats::*c, int64_t n) {
-    if (s != nullptr) {
-        bump(s->*c, n);
-    }
-}
-void add_error(EdgeStats* s, ErrorCause c) {
-    if (s != nullptr) {
-        count_error(*s, c);
-    }
-}
-
-bool parse_u64(std::string_view s, uint64_t* out) {
-    if (s.empty()) {
-        return false;
-    }
-    auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
-    return r.ec == std::errc() && r.ptr == s.data() + s.size();
-}
 
 }  // namespace
 
@@ -168,11 +139,7 @@ void PublicSession::drain() {
 }
 
 void PublicSession::on_writable() {
-    if (tunnel_ && unconsumed_ > 0) {
-        uint64_t n = unconsumed_;
-        unconsumed_ = 0;
-        tunnel_->consume(sid_, static_cast<size_t>(n));
-    }
+    up_.settle();
     process();
 }
 
@@ -197,7 +164,7 @@ void PublicSession::process_once() {
         if (phase_ == Phase::Wait) {
             break;  // route_again() resumes
         }
-        if (phase_ == Phase::Proxy && !push_body()) {
+        if (phase_ == Phase::Proxy && !up_.push_body()) {
             break;  // on_tunnel_room() resumes
         }
         if (raw_) {
@@ -205,15 +172,15 @@ void PublicSession::process_once() {
             // at a time (the rest stays in the input, which pauses the client); its EOF ends
             // the stream's body.
             if (phase_ == Phase::Proxy && !req_done_ && in_off_ < in_.size() &&
-                body_pending_.size() < kRawSlice) {
-                size_t n = std::min(in_.size() - in_off_, kRawSlice - body_pending_.size());
-                body_pending_.append(in_, in_off_, n);
+                up_.pending() < kRawSlice) {
+                size_t n = std::min(in_.size() - in_off_, kRawSlice - up_.pending());
+                up_.add_body(std::string_view(in_).substr(in_off_, n));
                 in_off_ += n;
                 continue;
             }
             if (eof_ && !req_done_ && in_off_ == in_.size()) {
                 req_done_ = true;
-                end_pending_ = true;
+                up_.end_body();
                 continue;
             }
             break;
@@ -240,14 +207,14 @@ void PublicSession::process_once() {
         if (s == http1::Step::HeadDone) {
             start_exchange();
         } else if (s == http1::Step::Body) {
-            if (phase_ == Phase::Proxy && tunnel_) {
-                body_pending_.append(parser_.body());
+            if (phase_ == Phase::Proxy && up_.attached()) {
+                up_.add_body(parser_.body());
             }
         } else if (s == http1::Step::MessageDone) {
             req_done_ = true;
-            if (phase_ == Phase::Proxy && req_has_body_ && tunnel_) {
-                end_pending_ = true;
-                if (!push_body()) {
+            if (phase_ == Phase::Proxy && req_has_body_ && up_.attached()) {
+                up_.end_body();
+                if (!up_.push_body()) {
                     break;
                 }
             }
@@ -279,38 +246,7 @@ void PublicSession::process_once() {
     }
 }
 
-bool PublicSession::push_body() {
-    if (!tunnel_) {
-        body_pending_.clear();
-        end_pending_ = false;
-        return true;
-    }
-    if (body_pending_.empty() && !end_pending_) {
-        return true;
-    }
-    StreamTarget* t = tunnel_;
-    size_t n = t->write_body(sid_, body_pending_, end_pending_);
-    if (n > 0) {
-        body_written_ += n;
-        // Kept while a retry could use it (a small body): an idempotent request may go again
-        // after any failure before its response, any request after a refused stream.
-        if (replayable_ && replay_.size() + n <= kMaxReplay) {
-            replay_.append(body_pending_, 0, n);
-        } else if (replayable_) {
-            replayable_ = false;
-            std::string().swap(replay_);
-        }
-    }
-    body_pending_.erase(0, n);
-    if (body_pending_.empty()) {
-        end_written_ = end_written_ || end_pending_;
-        end_pending_ = false;
-        return true;
-    }
-    return false;
-}
-
-bool PublicSession::open_upstream(RouteResult r) {
+StreamRequest PublicSession::upstream_request() const {
     const http1::RequestHead& h = parser_.head();
     StreamRequest sr;
     sr.method = h.method;
@@ -321,49 +257,14 @@ bool PublicSession::open_upstream(RouteResult r) {
     sr.websocket = ws_;
     sr.client_ip = client_ip_;
     sr.client_proto = client_proto_;
-    while (attempts_ < kMaxAttempts) {
-        attempts_++;
-        sr.connector = &r.connector;
-        auto sid = r.conn->open_stream(sr, static_cast<StreamSink*>(this));
-        if (sid) {
-            tunnel_ = r.conn;
-            sid_ = *sid;
-            connector_ = r.connector;
-            return true;
-        }
-        tried_.push_back(r.connector);
-        r = router_.route(h.authority, tried_);
-        if (r.kind != RouteResult::Kind::Ok || r.conn == nullptr) {
-            return false;
-        }
-    }
-    return false;
+    return sr;
 }
 
 bool PublicSession::retry(uint32_t code) {
-    // REFUSED_STREAM: the connector never processed it (RFC 9113 §8.7), so even a POST whose
-    // body went out may go again; anything else could have reached the origin.
-    bool unprocessed = code == http2::kRefusedStream;
-    if (closing_ || attempts_ >= kMaxAttempts ||
-        (body_written_ > 0 && !(replayable_ && (idempotent_ || unprocessed)))) {
-        return false;
-    }
-    tried_.push_back(connector_);
-    RouteResult r = router_.route(parser_.head().authority, tried_);
-    if (r.kind != RouteResult::Kind::Ok || r.conn == nullptr) {
-        return false;
-    }
-    // The new stream gets the body again from its first byte.
-    body_pending_.insert(0, replay_);
-    std::string().swap(replay_);
-    body_written_ = 0;
-    end_pending_ = end_pending_ || end_written_;
-    end_written_ = false;
-    if (!open_upstream(r)) {
+    if (closing_ || !up_.retry(router_, code, upstream_request(), this)) {
         return false;
     }
     retries_++;
-    router_.on_retry();
     return true;
 }
 
@@ -385,17 +286,7 @@ void PublicSession::start_exchange() {
     resp_done_ = false;
     resp_framing_ = http1::BodyKind::None;
     resp_left_ = 0;
-    unconsumed_ = 0;
-    body_pending_.clear();
-    end_pending_ = false;
-    attempts_ = 0;
-    tried_.clear();
-    body_written_ = 0;
-    end_written_ = false;
-    replay_.clear();
-    replayable_ = true;
-    idempotent_ = h.method == "GET" || h.method == "HEAD" || h.method == "OPTIONS" ||
-                  h.method == "TRACE" || h.method == "PUT" || h.method == "DELETE";
+    up_.start(Upstream::idempotent_method(h.method));
     // A WebSocket (GET with Upgrade: websocket) goes down the tunnel with its mark; other
     // upgrades (h2c, CONNECT) are not served here.
     ws_ = h.upgrade && h.method == "GET" && http1::iequals(h.upgrade_protocol, "websocket");
@@ -443,7 +334,7 @@ void PublicSession::route_exchange(bool may_wait) {
         answer(530, no_connector_page(host), keep);
         return;
     }
-    if (!open_upstream(r)) {
+    if (!up_.open(router_, r, upstream_request(), this)) {
         answer(502, "Bad Gateway: no tunnel connection took the request", keep);
         return;
     }
@@ -508,25 +399,11 @@ void PublicSession::finish_exchange() {
 }
 
 void PublicSession::detach_stream() {
-    if (!tunnel_) {
-        return;
-    }
-    StreamTarget* t = tunnel_;
-    int32_t sid = sid_;
-    tunnel_ = nullptr;
-    sid_ = -1;
-    t->set_stream_user(sid, nullptr);
-    if (unconsumed_ > 0) {
-        t->consume(sid, static_cast<size_t>(unconsumed_));
-        unconsumed_ = 0;
-    }
-    if (!(req_done_ && resp_done_)) {
-        t->reset_stream(sid, http2::kCancel);
-    }
+    up_.detach(req_done_ && resp_done_);
 }
 
 void PublicSession::close_now() {
-    if (closing_ && !tunnel_) {
+    if (closing_ && !up_.attached()) {
         return;
     }
     detach_stream();
@@ -537,7 +414,7 @@ void PublicSession::close_now() {
 
 void PublicSession::on_tunnel_response(StreamTarget& t, int32_t sid, int status,
                                        std::vector<http2::HeaderPair>&& headers, bool end) {
-    if (&t != tunnel_ || sid != sid_ || resp_started_) {
+    if (!up_.is(t, sid) || resp_started_) {
         return;
     }
     http1::Headers hs;
@@ -546,7 +423,7 @@ void PublicSession::on_tunnel_response(StreamTarget& t, int32_t sid, int status,
     bool has_length = false;
     for (auto& [name, value] : headers) {
         if (http1::iequals(name, "content-length")) {
-            has_length = parse_u64(value, &length);
+            has_length = parse_uint(value, UINT64_MAX, &length);
             continue;
         }
         hs.push_back({std::move(name), std::move(value)});
@@ -614,7 +491,7 @@ void PublicSession::on_tunnel_response(StreamTarget& t, int32_t sid, int status,
 }
 
 void PublicSession::on_tunnel_data(StreamTarget& t, int32_t sid, std::string_view bytes) {
-    if (&t != tunnel_ || sid != sid_) {
+    if (!up_.is(t, sid)) {
         t.consume(sid, bytes.size());
         return;
     }
@@ -643,15 +520,11 @@ void PublicSession::on_tunnel_data(StreamTarget& t, int32_t sid, std::string_vie
     } else if (!send(bytes)) {
         return;
     }
-    if (io_.writable() && unconsumed_ == 0) {
-        t.consume(sid, n);
-    } else {
-        unconsumed_ += n;
-    }
+    up_.took(n, io_.writable());
 }
 
 void PublicSession::on_tunnel_end(StreamTarget& t, int32_t sid) {
-    if (&t != tunnel_ || sid != sid_ || !resp_started_ || resp_done_) {
+    if (!up_.is(t, sid) || !resp_started_ || resp_done_) {
         return;
     }
     if (resp_framing_ == http1::BodyKind::Length && resp_left_ != 0) {
@@ -682,19 +555,16 @@ void PublicSession::on_tunnel_end(StreamTarget& t, int32_t sid) {
 }
 
 void PublicSession::on_tunnel_close(StreamTarget& t, int32_t sid, uint32_t code) {
-    if (&t != tunnel_ || sid != sid_) {
+    if (!up_.is(t, sid)) {
         return;
     }
     // The stream is gone: nothing to reset or consume on it.
-    tunnel_ = nullptr;
-    sid_ = -1;
-    unconsumed_ = 0;
+    up_.lost();
     if (!resp_started_ && retry(code)) {
         process();  // the body goes down the new stream
         return;
     }
-    body_pending_.clear();
-    end_pending_ = false;
+    up_.drop_body();
     if (!resp_started_) {
         answer(502, "Bad Gateway: the tunnel stream ended before a response", false);
     } else if (!resp_done_) {
@@ -706,7 +576,7 @@ void PublicSession::on_tunnel_close(StreamTarget& t, int32_t sid, uint32_t code)
 }
 
 void PublicSession::on_tunnel_room(StreamTarget& t, int32_t sid) {
-    if (&t == tunnel_ && sid == sid_) {
+    if (up_.is(t, sid)) {
         process();
     }
 }

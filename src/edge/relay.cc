@@ -236,17 +236,29 @@ public:
         push_body();
     }
     void push_body() {
-        if (target == nullptr || (body_.empty() && !end_)) {
+        // write_body() flushes the connection, which may deliver this stream's room event:
+        // the nested call only asks for another round, or it would write body_ a second time
+        // before the first write's bytes are erased from it.
+        if (pushing_) {
+            push_again_ = true;
             return;
         }
-        size_t n = target->write_body(sid, body_, end_);
-        body_.erase(0, n);
-        if (body_.empty()) {
-            end_ = false;
-        }
-        if (n > 0) {
-            reply(kMsgRelayCredit, n);
-        }
+        pushing_ = true;
+        do {
+            push_again_ = false;
+            if (target == nullptr || (body_.empty() && !end_)) {
+                break;
+            }
+            size_t n = target->write_body(sid, body_, end_);
+            body_.erase(0, n);
+            if (body_.empty()) {
+                end_ = false;
+            }
+            if (n > 0) {
+                reply(kMsgRelayCredit, n);
+            }
+        } while (push_again_);
+        pushing_ = false;
     }
 
     // StreamSink: the connection's events, sent on to the opening core.
@@ -277,6 +289,8 @@ private:
     int32_t rid_;
     std::string body_;
     bool end_ = false;
+    bool pushing_ = false;     // inside push_body()
+    bool push_again_ = false;  // a room event arrived meanwhile
 };
 
 RelayServer::RelayServer(RelayHost& host) : host_(host) {}

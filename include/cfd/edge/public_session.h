@@ -12,10 +12,8 @@
 //     flight, so the client's out-queue stays below its high-water mark plus one window.
 //
 // Retry (DESIGN.md §5): a stream refused, reset or lost before any response byte is opened
-// again on another connector (the router avoids the ones tried), at most kMaxAttempts streams
-// in all: always when no request-body byte went to the tunnel; otherwise when the body so far
-// is still held (up to kMaxReplay bytes are kept) and either the method is idempotent or the
-// stream was refused (REFUSED_STREAM: never processed, RFC 9113 §8.7).
+// again on another connector, within kMaxAttempts streams, by the rules of cfd/edge/upstream.h
+// (shared with the HTTP/2 front end, cfd/edge/public_h2_session.h).
 //
 // Answers of its own, with short bodies: unknown host 404, no connector 530 (error 1033),
 // malformed 400 (or the parser's 413/414/431/501/505), no stream could serve it 502.
@@ -30,6 +28,7 @@
 #include "cfd/core/uuid.h"
 #include "cfd/edge/stats.h"
 #include "cfd/edge/tunnel_conn.h"
+#include "cfd/edge/upstream.h"
 #include "cfd/http1/parser.h"
 #include "cfd/http1/writer.h"
 
@@ -101,8 +100,8 @@ struct PublicOptions {
 
 class PublicSession final : public StreamSink {
 public:
-    static constexpr size_t kMaxAttempts = 3;
-    static constexpr size_t kMaxReplay = 64 << 10;
+    static constexpr size_t kMaxAttempts = Upstream::kMaxAttempts;
+    static constexpr size_t kMaxReplay = Upstream::kMaxReplay;
     // WebSocket bytes taken from the client's input per step toward the tunnel.
     static constexpr size_t kRawSlice = 64 << 10;
 
@@ -135,7 +134,7 @@ public:
     void drain();
     // Between requests (or inside a head): no stream, nothing owed to the client. The glue
     // closes such a connection once it was silent for its idle timeout (slow heads included).
-    bool idle() const { return phase_ == Phase::Head && tunnel_ == nullptr && !closing_; }
+    bool idle() const { return phase_ == Phase::Head && !up_.attached() && !closing_; }
     uint64_t exchanges() const { return exchanges_; }
     uint64_t retries() const { return retries_; }
 
@@ -156,13 +155,11 @@ private:
     void start_exchange();
     // Routes the exchange whose head was parsed: a stream, a wait, or an answer of our own.
     void route_exchange(bool may_wait);
-    // Opens the exchange's stream on `r`, or on other connectors while streams are refused at
-    // once, within kMaxAttempts. False: none took it.
-    bool open_upstream(RouteResult r);
+    // The exchange's request as its tunnel stream carries it (views into the parsed head).
+    StreamRequest upstream_request() const;
     // The stream ended (`code`) before any response byte: true when another one carries the
     // request.
     bool retry(uint32_t code);
-    bool push_body();
     void answer(uint16_t status, std::string_view text, bool keep_alive);
     void maybe_finish();
     void finish_exchange();
@@ -199,23 +196,11 @@ private:
     std::string client_proto_;
     bool ws_ = false;   // a WebSocket upgrade was asked for
     bool raw_ = false;  // ... and the parser handed over: client bytes go to the tunnel as is
-    std::string body_pending_;  // body bytes the tunnel has not taken yet
-    bool end_pending_ = false;  // the body's end is still to be written
-    StreamTarget* tunnel_ = nullptr;
-    int32_t sid_ = -1;
-    Uuid connector_;           // whose connection carries the stream
-    size_t attempts_ = 0;      // streams tried for this exchange
-    std::vector<Uuid> tried_;  // connectors whose stream failed
-    bool idempotent_ = false;
-    uint64_t body_written_ = 0;  // body bytes the current stream took
-    bool end_written_ = false;   // ... and the body's end
-    std::string replay_;         // those bytes, while replayable_
-    bool replayable_ = true;
+    Upstream up_;  // the exchange's tunnel stream, its body and retries
     bool resp_started_ = false;
     bool resp_done_ = false;
     http1::BodyKind resp_framing_ = http1::BodyKind::None;
-    uint64_t resp_left_ = 0;   // Content-Length bytes still to come
-    uint64_t unconsumed_ = 0;  // response bytes sent while the client was not writable
+    uint64_t resp_left_ = 0;  // Content-Length bytes still to come
     std::string scratch_;
 };
 

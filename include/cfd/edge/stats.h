@@ -78,6 +78,23 @@ inline void count_error(EdgeStats& s, ErrorCause c) {
     bump(s.errors[static_cast<size_t>(c)]);
 }
 
+// The same through a session's optional counters: a null `s` (nobody counts) costs one test.
+inline void add(EdgeStats* s, std::atomic<uint64_t> EdgeStats::*c, uint64_t n = 1) {
+    if (s != nullptr) {
+        bump(s->*c, n);
+    }
+}
+inline void add(EdgeStats* s, std::atomic<int64_t> EdgeStats::*c, int64_t n) {
+    if (s != nullptr) {
+        bump(s->*c, n);
+    }
+}
+inline void add_error(EdgeStats* s, ErrorCause c) {
+    if (s != nullptr) {
+        count_error(*s, c);
+    }
+}
+
 // Everything /metrics and /ready show, summed over the cores plus the control thread's figures.
 struct EdgeMetrics {
     std::string location;

@@ -349,14 +349,17 @@ public:
     }
 };
 
-// Moves ciphertext both ways until quiet; false on a livelock.
+// Moves ciphertext both ways until quiet; false on a livelock. At most kPumpSlice bytes go
+// each way per round, as a socket's receive buffer would hand them over (a TLS session refuses
+// to buffer much more than that unread).
+inline constexpr size_t kPumpSlice = 64 << 10;
 inline bool pump(TunnelConn& edge, Connector& c, int max_rounds = 100000) {
     for (int i = 0; i < max_rounds; i++) {
         size_t moved = 0;
         c.flush();
         auto co = c.tls->pending_output();
         if (!co.empty()) {
-            std::string bytes(co);
+            std::string bytes(co.substr(0, kPumpSlice));
             c.tls->consume_output(bytes.size());
             edge.feed(bytes);
             moved += bytes.size();
@@ -364,7 +367,7 @@ inline bool pump(TunnelConn& edge, Connector& c, int max_rounds = 100000) {
         edge.flush();
         auto eo = edge.pending_output();
         if (!eo.empty()) {
-            std::string bytes(eo);
+            std::string bytes(eo.substr(0, kPumpSlice));
             edge.consume_output(bytes.size());
             c.feed(bytes);
             moved += bytes.size();
