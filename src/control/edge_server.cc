@@ -794,7 +794,16 @@ int run_edge(const EdgeConfig& cfg) {
         return 1;
     }
     std::shared_ptr<const tls::ServerContexts> certs;
-    std::optional<net::SockAddr> https_addr;
+    auto https_addr = net::SockAddr::parse(cfg.https_listen);
+    if (!https_addr) {
+        log::error("Bad listen address", {{"https-listen", cfg.https_listen}});
+        return 2;
+    }
+    auto redirect = edge::HttpsRedirect::create(cfg.https_redirect, https_addr->port());
+    if (!redirect) {
+        log::error("Bad --https-redirect host (expected a name, *.domain or *)");
+        return 2;
+    }
     if (!cfg.certificates.empty()) {
         auto set = tls::load_certificates(cfg.certificates, kHttpsAlpn);
         if (!set) {
@@ -802,12 +811,6 @@ int run_edge(const EdgeConfig& cfg) {
             return 2;
         }
         certs = std::make_shared<const tls::ServerContexts>(std::move(*set));
-        auto a = net::SockAddr::parse(cfg.https_listen);
-        if (!a) {
-            log::error("Bad listen address", {{"https-listen", cfg.https_listen}});
-            return 2;
-        }
-        https_addr = *a;
     }
     auto tunnel_addr = net::SockAddr::parse(cfg.tunnel_listen);
     auto http_addr = net::SockAddr::parse(cfg.http_listen);
@@ -858,6 +861,7 @@ int run_edge(const EdgeConfig& cfg) {
         wc.https_addr = *https_addr;
         wc.certs = certs;
     }
+    wc.https_redirect = *redirect;
     wc.control = control->get();
     // The client's out-queue must hold one stream window beyond its high-water mark.
     wc.tunnel.h2.stream_window = 512 << 10;

@@ -437,6 +437,12 @@ void PublicH2Session::on_stream_close(int32_t id, uint32_t code) {
 
 void PublicH2Session::route(Stream& s, bool may_wait) {
     std::string host = host_without_port(s.authority);
+    if (client_proto_ == "http" && opts_.https_redirect != nullptr &&
+        opts_.https_redirect->applies(s.authority)) {
+        std::string to = opts_.https_redirect->location(s.authority, s.path);
+        answer(s, HttpsRedirect::status_for(s.method), "Moved to " + to + "\n", to);
+        return;
+    }
     RouteResult r = router_.route(s.authority);
     if (r.kind == RouteResult::Kind::UnknownHost) {
         answer(s, 404, "Not Found: no tunnel is routed for " + host);
@@ -459,7 +465,8 @@ void PublicH2Session::route(Stream& s, bool may_wait) {
     again_ = true;
 }
 
-void PublicH2Session::answer(Stream& s, int status, std::string_view text) {
+void PublicH2Session::answer(Stream& s, int status, std::string_view text,
+                             std::string_view location) {
     if (s.resp_started) {
         abort_stream(s);  // a head already went out: the client must see an error
         return;
@@ -472,7 +479,9 @@ void PublicH2Session::answer(Stream& s, int status, std::string_view text) {
     s.resp_started = true;
     if (opts_.stats != nullptr) {
         count_response(*opts_.stats, status);
-        count_error(*opts_.stats, cause_of_status(status));
+        if (status >= 400) {
+            count_error(*opts_.stats, cause_of_status(status));
+        }
     }
     reopen_input(s);
     if (s.h2_closed) {
@@ -482,6 +491,7 @@ void PublicH2Session::answer(Stream& s, int status, std::string_view text) {
     const http2::HeaderView hv[] = {
         {"content-type", "text/plain; charset=utf-8"},
         {"content-length", length},
+        {"location", location},
     };
     bool body = !s.head_request && !text.empty();
     if (body) {
@@ -490,7 +500,8 @@ void PublicH2Session::answer(Stream& s, int status, std::string_view text) {
     }
     s.out_end = true;
     s.tunnel_ended = true;
-    if (!h2_->submit_response(s.id, status, hv, body)) {
+    if (!h2_->submit_response(s.id, status, http2::HeaderSpan(hv, location.empty() ? 2 : 3),
+                              body)) {
         (void)h2_->rst_stream(s.id, http2::kInternalError);
         s.rst_sent = true;
         return;

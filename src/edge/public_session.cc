@@ -321,6 +321,12 @@ void PublicSession::route_exchange(bool may_wait) {
     // A local answer keeps the connection only when no request body has to be skipped.
     bool keep = keep_alive_ && !req_has_body_;
     std::string host = host_without_port(h.authority);
+    if (client_proto_ == "http" && opts_.https_redirect != nullptr &&
+        opts_.https_redirect->applies(h.authority)) {
+        std::string to = opts_.https_redirect->location(h.authority, h.path);
+        answer(HttpsRedirect::status_for(h.method), "Moved to " + to, keep, to);
+        return;
+    }
     RouteResult r = router_.route(h.authority);
     if (r.kind == RouteResult::Kind::UnknownHost) {
         answer(404, "Not Found: no tunnel is routed for " + host, keep);
@@ -344,7 +350,8 @@ void PublicSession::route_exchange(bool may_wait) {
     }
 }
 
-void PublicSession::answer(uint16_t status, std::string_view text, bool keep_alive) {
+void PublicSession::answer(uint16_t status, std::string_view text, bool keep_alive,
+                           std::string_view location) {
     if (resp_started_ && !resp_done_) {
         close_now();  // a head already went out: a second one would corrupt the stream
         return;
@@ -355,11 +362,13 @@ void PublicSession::answer(uint16_t status, std::string_view text, bool keep_ali
     keep_alive_ = keep_alive;
     if (opts_.stats != nullptr) {
         count_response(*opts_.stats, status);
-        count_error(*opts_.stats, cause_of_status(status));
+        if (status >= 400) {
+            count_error(*opts_.stats, cause_of_status(status));
+        }
     }
     scratch_.clear();
     http1::write_error_response(scratch_, status, text, keep_alive, "text/plain; charset=utf-8",
-                                head_request_);
+                                head_request_, location);
     if (!send(scratch_)) {
         return;
     }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <utility>
 
 #include "cfd/core/log.h"
 
@@ -173,16 +174,14 @@ protected:
 // Over HTTPS the link runs TLS between the socket and the session: the ClientHello is held
 // until its SNI picks the certificate (tls::ServerContexts), records are decrypted straight out
 // of the received chunk (read_from) and encrypted records go straight to the socket's queue
-// (take_ciphertext). The session is made once the handshake is done.
+// (take_ciphertext). The session is made once the handshake is done: HTTP/2 when ALPN chose
+// h2, HTTP/1.1 otherwise. In clear, a connection that opens with the HTTP/2 client preface
+// gets HTTP/2 (h2c with prior knowledge); any other first bytes, HTTP/1.1.
 
 class PublicLink final : public ClientIo, private tls::OutputSink {
 public:
     PublicLink(Worker& w, bool tls, std::string client_ip)
-        : w_(w), tls_wanted_(tls), client_ip_(std::move(client_ip)) {
-        if (!tls) {
-            start_session();
-        }
-    }
+        : w_(w), tls_wanted_(tls), client_ip_(std::move(client_ip)) {}
 
     reactor::TimePoint last_rx{};
     // A request waiting for an expected connector gets `limit`, then a connection or 530.
@@ -250,6 +249,8 @@ public:
             on_ciphertext(bytes);
         } else if (session_) {
             session_->feed(bytes);
+        } else {
+            sniff_preface(bytes);
         }
         data.release();
         if (session_ && !session_->wants_input() && conn_ != nullptr) {
@@ -257,10 +258,14 @@ public:
         }
     }
     void on_eof(net::Connection& c) override {
+        if (!session_ && !tls_wanted_ && !hello_.empty()) {
+            start_session(false);  // a short HTTP/1.1 head: its parser answers it
+            session_->feed(std::exchange(hello_, {}));
+        }
         if (session_) {
             session_->feed_eof();
         } else {
-            c.close(Error{Errc::Closed, 0, "eof in the TLS handshake"});
+            c.close(Error{Errc::Closed, 0, "eof before a request"});
         }
     }
     void on_resume(net::Connection&) override {
@@ -275,17 +280,41 @@ public:
         w_.link_closed(*this);
     }
 
-    PublicSession* session() { return session_.get(); }
+    ClientSession* session() { return session_.get(); }
 
 private:
     // A ClientHello is a few hundred bytes (a few KiB with post-quantum key shares).
     static constexpr size_t kMaxHello = 16 << 10;
+    static constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-    void start_session() {
-        session_ = std::make_unique<PublicSession>(w_, *this, w_.config().pub);
+    void start_session(bool h2) {
+        if (h2) {
+            auto s = PublicH2Session::create(w_, *this, w_.config().pub_h2);
+            if (!s) {
+                conn_->close(s.error());
+                return;
+            }
+            session_ = std::move(*s);
+        } else {
+            session_ = std::make_unique<PublicSession>(w_, *this, w_.config().pub);
+        }
         session_->set_client(client_ip_, tls_wanted_ ? "https" : "http");
         if (draining_) {
             session_->drain();
+        }
+    }
+
+    // In clear: the first bytes are held while they could still be the HTTP/2 preface.
+    void sniff_preface(std::string_view bytes) {
+        hello_.append(bytes);
+        size_t n = std::min(hello_.size(), kH2Preface.size());
+        bool h2 = hello_.compare(0, n, kH2Preface.substr(0, n)) == 0;
+        if (h2 && n < kH2Preface.size()) {
+            return;  // more bytes decide
+        }
+        start_session(h2);
+        if (session_) {
+            session_->feed(std::exchange(hello_, {}));
         }
     }
 
@@ -353,7 +382,10 @@ private:
             }
             bytes.remove_prefix(r->used);
             if (!session_ && tls_->handshake_done()) {
-                start_session();
+                start_session(tls_->alpn() == "h2");
+                if (!session_) {
+                    return;
+                }
             }
             if (r->plain > 0 && session_) {
                 session_->feed({buf.data(), r->plain});
@@ -396,7 +428,7 @@ private:
     std::string client_ip_;
     std::string hello_;
     std::optional<tls::Session> tls_;
-    std::unique_ptr<PublicSession> session_;
+    std::unique_ptr<ClientSession> session_;
     bool wait_seen_ = false;
     reactor::TimePoint wait_since_{};
 };
@@ -450,6 +482,11 @@ Worker::Worker(reactor::Reactor& r, const WorkerConfig& cfg) : r_(r), cfg_(cfg) 
     https_acceptor_.tls = true;
     certs_ = cfg.certs;
     cfg_.pub.stats = &counters_;  // bump() (cfd/edge/stats.h): single writer, this thread
+    cfg_.pub_h2.stats = &counters_;
+    if (!cfg_.https_redirect.empty()) {
+        cfg_.pub.https_redirect = &cfg_.https_redirect;
+        cfg_.pub_h2.https_redirect = &cfg_.https_redirect;
+    }
 }
 
 // The reactor is gone by now: sessions first (they point at tunnel connections and relays),

@@ -173,7 +173,8 @@ Status write_last_chunk(std::string& out, const Headers& trailers) {
 }
 
 void write_error_response(std::string& out, uint16_t status, std::string_view text,
-                          bool keep_alive, std::string_view content_type, bool head_request) {
+                          bool keep_alive, std::string_view content_type, bool head_request,
+                          std::string_view location) {
     if (status < 100 || status > 999) {
         CFD_BUG("http1: error response with a status out of range");
         status = 500;
@@ -198,6 +199,9 @@ void write_error_response(std::string& out, uint16_t status, std::string_view te
         append_header(out, "Content-Type", content_type);
     }
     append_header(out, "Cache-Control", "no-store");
+    if (!location.empty() && is_field_value(location)) {
+        append_header(out, "Location", location);
+    }
     out.append("Content-Length: ");
     append_decimal(out, body.size());
     out.append(kCrlf);

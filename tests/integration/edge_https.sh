@@ -57,7 +57,7 @@ cp "$PKI/leaf.key" "$PKI/a-live.key"
 printf '[tls "b"]\ncert = %s\nkey = %s\n' "$PKI/b.pem" "$PKI/b.key" >"$CONF"
 HTTPS=$(free_port)
 start_edge DFW 127.0.0.1 --config "$CONF" --https-listen "127.0.0.1:$HTTPS" \
-    --tls-cert "$PKI/a-live.pem" --tls-key "$PKI/a-live.key"
+    --tls-cert "$PKI/a-live.pem" --tls-key "$PKI/a-live.key" --https-redirect a.example.test
 wait_until 10 port_open "$HTTPS" || fail "no HTTPS listener"
 grep -q "Public HTTPS listener ready" "$TEST_TMP/edge-DFW.log" || fail "HTTPS listener not logged"
 
@@ -116,6 +116,20 @@ second = request(first.session)
 assert second.version() == "TLSv1.3", second.version()
 assert second.session_reused, "not resumed"
 PY
+
+# --https-redirect: a.example.test in clear is redirected (301 for GET, 308 for POST, path and
+# query kept, the HTTPS port named); x.b.example.test is not.
+hdr=$(through DFW a.example.test '/p/q?x=1' -o /dev/null -D - -w '%{http_code}')
+grep -q "^301" <<<"$(tail -1 <<<"$hdr")" || fail "GET in clear was not redirected: $hdr"
+grep -qi "^location: https://a.example.test:$HTTPS/p/q?x=1" <<<"$hdr" || fail "bad Location: $hdr"
+[[ $(through DFW a.example.test /form -d x=1 -o /dev/null -w '%{http_code}') == 308 ]] ||
+    fail "POST in clear was not a 308"
+[[ $(through DFW x.b.example.test / -o /dev/null -w '%{http_code}') == 200 ]] ||
+    fail "a host without redirect was not served in clear"
+out=$(curl -sS --max-time 30 -L --cacert "$PKI/ca.pem" --resolve "a.example.test:$HTTPS:127.0.0.1" \
+    --resolve "a.example.test:${EDGE_HTTP[DFW]}:127.0.0.1" "http://a.example.test:${EDGE_HTTP[DFW]}/followed") ||
+    fail "curl could not follow the redirect"
+grep -qx "x-forwarded-proto: https" <<<"$out" || fail "the redirect did not end over HTTPS: $out"
 
 # Plain HTTP sent to the HTTPS port: a readable 400.
 code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTPS/") || true

@@ -23,7 +23,7 @@ fi
 
 # Every key of the samples must be one the loaders know; these lists catch a key removed from
 # a sample by mistake (the loaders themselves refuse unknown keys).
-for k in location tunnel-listen http-listen api-listen metrics store cert key workers \
+for k in location tunnel-listen http-listen https-listen api-listen metrics store cert key workers \
     max-connectors-per-tunnel loglevel output; do
     grep -Eq "^$k *=" "$EDGE_INI" || fail "etc/edge.ini lacks the key $k"
 done

@@ -57,7 +57,7 @@ struct EdgeConfig {
 };
 
 // What the HTTPS listener offers by ALPN, in order of preference.
-inline const std::vector<std::string> kHttpsAlpn = {"http/1.1"};
+inline const std::vector<std::string> kHttpsAlpn = {"h2", "http/1.1"};
 
 // Runs until SIGTERM/SIGINT. Returns a process exit code.
 int run_edge(const EdgeConfig& cfg);

@@ -60,9 +60,11 @@ struct PublicH2Options {
     // Request-body bytes one stream may hold while the tunnel does not take them (or while it
     // waits for a connector): the stream window advertised is capped to it.
     size_t max_request_hold = 256 << 10;
+    // Hosts whose requests in clear (h2c) are redirected to HTTPS; null: none.
+    const HttpsRedirect* https_redirect = nullptr;
 };
 
-class PublicH2Session final : public StreamSink, public http2::Handler {
+class PublicH2Session final : public StreamSink, public ClientSession, public http2::Handler {
 public:
     // Fails only when nghttp2 cannot allocate the session (or `opts.h2` is unusable).
     [[nodiscard]] static Result<std::unique_ptr<PublicH2Session>> create(
@@ -73,33 +75,33 @@ public:
     PublicH2Session& operator=(const PublicH2Session&) = delete;
 
     // As PublicSession::set_client: Cf-Connecting-IP and X-Forwarded-Proto ("https").
-    void set_client(std::string ip, std::string proto) {
+    void set_client(std::string ip, std::string proto) override {
         client_ip_ = std::move(ip);
         client_proto_ = std::move(proto);
     }
 
     // Bytes from the client (after TLS), starting with the client preface. A broken protocol
     // is answered with GOAWAY, then the connection closes once that is flushed.
-    void feed(std::string_view bytes);
+    void feed(std::string_view bytes) override;
     // The client's side ended: with no stream open the connection closes after its output;
     // otherwise it is cut (no WINDOW_UPDATE can come any more, so a response could hang).
-    void feed_eof();
+    void feed_eof() override;
     // PublicIo turned writable again.
-    void on_writable();
+    void on_writable() override;
     // False: stop reading from the client (the connection is ending, or the client does not
     // read its output, which holds our frames); input_room() says when to read again.
-    bool wants_input() const;
-    bool closing() const { return closing_; }
+    bool wants_input() const override;
+    bool closing() const override { return closing_; }
     // The edge is draining: GOAWAY, no new stream; those in flight finish, then the connection
     // closes once flushed.
-    void drain();
+    void drain() override;
     // Some stream waits for an expected connector (RouteResult::Kind::Wait).
-    bool waiting() const;
+    bool waiting() const override;
     // Routes every waiting stream again (as PublicSession::route_again): `last` false, they may
     // wait on; `last`, a connection or 530.
-    void route_again(bool last);
+    void route_again(bool last) override;
     // No stream open, nothing owed to the client: the glue closes after its idle timeout.
-    bool idle() const { return streams_.empty() && !closing_; }
+    bool idle() const override { return streams_.empty() && !closing_; }
 
     uint64_t requests() const { return requests_; }
     uint64_t retries() const { return retries_; }
@@ -183,7 +185,8 @@ private:
     StreamRequest request_of(const Stream& s) const;
 
     void route(Stream& s, bool may_wait);
-    void answer(Stream& s, int status, std::string_view text);
+    // `location`: a redirect's Location header.
+    void answer(Stream& s, int status, std::string_view text, std::string_view location = {});
     // Cuts a response that already began: RST_STREAM(INTERNAL_ERROR) on that stream only.
     void abort_stream(Stream& s);
     // Reopens the client's window for body bytes no longer held for the tunnel.

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cfd/core/uuid.h"
+#include "cfd/edge/https_redirect.h"
 #include "cfd/edge/stats.h"
 #include "cfd/edge/tunnel_conn.h"
 #include "cfd/edge/upstream.h"
@@ -96,9 +97,34 @@ struct PublicOptions {
     size_t max_input = 64 << 10;  // bytes held while the tunnel does not take the body
     // The core's counters (the worker's); null: not counted. Written on the session's thread.
     EdgeStats* stats = nullptr;
+    // Hosts whose requests in clear are redirected to HTTPS (--https-redirect); null: none.
+    const HttpsRedirect* https_redirect = nullptr;
 };
 
-class PublicSession final : public StreamSink {
+// What the socket glue drives, whichever protocol the client speaks: HTTP/1.1 (PublicSession)
+// or HTTP/2 (PublicH2Session, cfd/edge/public_h2_session.h).
+class ClientSession {
+public:
+    virtual ~ClientSession() = default;
+    // The client's address and the scheme it came in with ("http", "https").
+    virtual void set_client(std::string ip, std::string proto) = 0;
+    virtual void feed(std::string_view bytes) = 0;
+    virtual void feed_eof() = 0;
+    // PublicIo turned writable again.
+    virtual void on_writable() = 0;
+    // False: stop reading from the client; PublicIo::input_room() says when to read again.
+    virtual bool wants_input() const = 0;
+    virtual bool closing() const = 0;
+    // The edge is draining: finish what was started, then close.
+    virtual void drain() = 0;
+    // A request waits for an expected connector; route_again() decides (`last`: no more wait).
+    virtual bool waiting() const = 0;
+    virtual void route_again(bool last) = 0;
+    // Nothing in progress: the glue closes the connection after its idle timeout.
+    virtual bool idle() const = 0;
+};
+
+class PublicSession final : public StreamSink, public ClientSession {
 public:
     static constexpr size_t kMaxAttempts = Upstream::kMaxAttempts;
     static constexpr size_t kMaxReplay = Upstream::kMaxReplay;
@@ -110,31 +136,31 @@ public:
     ~PublicSession() override;
     // The client's address ("203.0.113.7", "2001:db8::1") and the scheme it came in with
     // ("http"): the tunnel requests carry them (cfd/edge/stream_target.h).
-    void set_client(std::string ip, std::string proto) {
+    void set_client(std::string ip, std::string proto) override {
         client_ip_ = std::move(ip);
         client_proto_ = std::move(proto);
     }
     PublicSession(const PublicSession&) = delete;
     PublicSession& operator=(const PublicSession&) = delete;
 
-    void feed(std::string_view bytes);
-    void feed_eof();
+    void feed(std::string_view bytes) override;
+    void feed_eof() override;
     // PublicIo turned writable again.
-    void on_writable();
+    void on_writable() override;
     // False: stop reading from the client (input held, or the connection is ending).
-    bool wants_input() const;
-    bool closing() const { return closing_; }
+    bool wants_input() const override;
+    bool closing() const override { return closing_; }
     // A request whose tunnel's connectors are expected here soon (RouteResult::Kind::Wait)
     // waits, its input held, until route_again(): after a routing change (`last` false: it may
     // wait on), or when its time is up (`last`: a connection or 530).
-    bool waiting() const { return phase_ == Phase::Wait; }
-    void route_again(bool last);
+    bool waiting() const override { return phase_ == Phase::Wait; }
+    void route_again(bool last) override;
     // The edge is draining: the exchange in progress (or the next, if a head has begun) is the
     // connection's last, answered with Connection: close; an idle connection closes now.
-    void drain();
+    void drain() override;
     // Between requests (or inside a head): no stream, nothing owed to the client. The glue
     // closes such a connection once it was silent for its idle timeout (slow heads included).
-    bool idle() const { return phase_ == Phase::Head && !up_.attached() && !closing_; }
+    bool idle() const override { return phase_ == Phase::Head && !up_.attached() && !closing_; }
     uint64_t exchanges() const { return exchanges_; }
     uint64_t retries() const { return retries_; }
 
@@ -160,7 +186,8 @@ private:
     // The stream ended (`code`) before any response byte: true when another one carries the
     // request.
     bool retry(uint32_t code);
-    void answer(uint16_t status, std::string_view text, bool keep_alive);
+    void answer(uint16_t status, std::string_view text, bool keep_alive,
+                std::string_view location = {});
     void maybe_finish();
     void finish_exchange();
     void close_now();

@@ -23,6 +23,8 @@
 
 #include "cfd/edge/load_board.h"
 #include "cfd/edge/messages.h"
+#include "cfd/edge/https_redirect.h"
+#include "cfd/edge/public_h2_session.h"
 #include "cfd/edge/public_session.h"
 #include "cfd/edge/raw_session.h"
 #include "cfd/edge/relay.h"
@@ -57,6 +59,9 @@ struct WorkerConfig {
     reactor::Reactor* control = nullptr;  // post_external() target
     TunnelOptions tunnel;
     PublicOptions pub;
+    PublicH2Options pub_h2;
+    // --https-redirect: requests in clear for these hosts get a redirect to HTTPS.
+    HttpsRedirect https_redirect;
     net::ConnOptions public_conn;
     Millis public_idle_timeout{60000};  // keep-alive idle, and the time to send a head
     Millis connector_wait{5000};        // a request for an expected tunnel waits this long

@@ -54,10 +54,11 @@ void write_chunk_header(std::string& out, uint64_t size);
 // A complete response the edge or connector answers by itself (400, 404, 431, 502, 530 ...):
 // the body is `text` (the status line's words when empty) ending in a newline, with its
 // Content-Length; `Connection: close` unless keep_alive. For a HEAD request, `head_request`
-// writes the same head without the body.
+// writes the same head without the body. A non-empty `location` adds a Location header (the
+// edge's redirects to HTTPS).
 void write_error_response(std::string& out, uint16_t status, std::string_view text,
                           bool keep_alive,
                           std::string_view content_type = "text/plain; charset=utf-8",
-                          bool head_request = false);
+                          bool head_request = false, std::string_view location = {});
 
 }  // namespace cfd::http1
