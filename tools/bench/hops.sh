@@ -60,12 +60,14 @@ rate() {
     echo "${rps:-0} ${mbs:-0} ${non2xx:-0}"
 }
 
-# h2rate URL AUTHORITY CONNS STREAMS: h2load's requests/s and failed+errored count over HTTP/2.
+# h2rate URL AUTHORITY CONNS STREAMS: h2load's requests/s, and the requests that failed or were
+# not answered 2xx, over HTTP/2.
 h2rate() {
     local out
     out=$(h2load -t 2 -c "$3" -m "$4" -D "$SECS" --warm-up-time=1 -H ":authority: $2" "$1" 2>&1)
     local rps bad
     rps=$(awk '/^finished in/ { for (i = 1; i <= NF; i++) if ($i ~ /req\/s/) { v = $(i - 1); gsub(/,/, "", v); print v } }' <<<"$out")
-    bad=$(awk '/^requests:/ { for (i = 1; i <= NF; i++) { if ($(i + 1) ~ /^failed/ || $(i + 1) ~ /^errored/) s += $i } print s + 0 }' <<<"$out")
+    bad=$(awk '/^requests:/ { for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^failed/) f = $i }
+        /^status codes:/ { n = $5 + $7 + $9; gsub(/,/, "", n) } END { print f + n }' <<<"$out")
     echo "${rps:-0} ${bad:-0}"
 }

@@ -44,7 +44,7 @@ read -r ours_h2 ours_h2_err < <(h2rate "$ours" bench.localhost 4 100)
 read -r peer_h2 peer_h2_err < <(h2rate "$peer" localhost 4 100)
 
 echo "https, HTTP/1.1 small responses (50 connections, ${SECS}s): cfdtunnel $ours_h1 req/s, two nginx hops $peer_h1 req/s (non-2xx: $ours_h1_err / $peer_h1_err)"
-echo "https, HTTP/2 small responses (4 connections x 100 streams, ${SECS}s): cfdtunnel $ours_h2 req/s, two nginx hops $peer_h2 req/s (failed: $ours_h2_err / $peer_h2_err)"
+echo "https, HTTP/2 small responses (4 connections x 100 streams, ${SECS}s): cfdtunnel $ours_h2 req/s, two nginx hops $peer_h2 req/s (failed or not 2xx: $ours_h2_err / $peer_h2_err)"
 awk -v a="$ours_h1" -v b="$peer_h1" -v c="$ours_h2" -v d="$peer_h2" 'BEGIN {
     printf "ratio cfdtunnel / nginx+nginx over HTTPS: %.2fx HTTP/1.1, %.2fx HTTP/2 (load average %s)\n",
         (b > 0 ? a / b : 0), (d > 0 ? c / d : 0), "'"$(cut -d' ' -f1 /proc/loadavg)"'" }'
