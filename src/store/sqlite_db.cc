@@ -1,5 +1,7 @@
 #include "sqlite_db.h"
 
+#include <unistd.h>
+
 #include "cfd/core/log.h"
 
 namespace cfd::store {
@@ -83,8 +85,8 @@ Result<Db> Db::open(const std::string& path) {
     // busy timeout turns short lock waits into waiting instead of errors.
     sqlite3_busy_timeout(db, 5000);
     Db out(db);
-    if (auto s = out.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                          " PRAGMA foreign_keys=ON;");
+    if (auto s = out.exec_at_start("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                   " PRAGMA foreign_keys=ON;");
         !s) {
         return s.error();
     }
@@ -104,14 +106,31 @@ Result<Statement> Db::prepare(std::string_view sql) {
 }
 
 Status Db::exec(const char* sql) {
+    return exec_quiet(sql, false);
+}
+
+Status Db::exec_quiet(const char* sql, bool quiet_if_busy) {
     char* err = nullptr;
     int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
     if (rc != SQLITE_OK) {
-        log::error("store statement failed", {{"error", err ? err : sqlite3_errstr(rc)}});
+        if (!(quiet_if_busy && rc == SQLITE_BUSY)) {
+            log::error("store statement failed", {{"error", err ? err : sqlite3_errstr(rc)}});
+        }
         sqlite3_free(err);
         return Err{rc == SQLITE_BUSY ? Errc::Busy : Errc::Syscall, 0, "sqlite exec"};
     }
     return {};
+}
+
+Status Db::exec_at_start(const char* sql, int seconds) {
+    for (int i = 0, tries = seconds * 50; i < tries; i++) {
+        auto s = exec_quiet(sql, true);
+        if (s || s.error().code != Errc::Busy) {
+            return s;
+        }
+        ::usleep(20000);
+    }
+    return exec(sql);  // the last try reports why
 }
 
 }  // namespace cfd::store

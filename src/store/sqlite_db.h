@@ -43,11 +43,17 @@ public:
 
     Result<Statement> prepare(std::string_view sql);
     Status exec(const char* sql);
+    // At start-up only (it sleeps): exec(), tried again for up to `seconds` while another
+    // process holds the file's lock. SQLite skips the busy handler for some locks (turning a new
+    // file to WAL, a lock upgrade that could deadlock), so two edges starting at once on a new
+    // store can meet SQLITE_BUSY at once.
+    Status exec_at_start(const char* sql, int seconds = 10);
     int changes() const { return sqlite3_changes(db_); }
     const char* last_error() const { return sqlite3_errmsg(db_); }
 
 private:
     explicit Db(sqlite3* db) : db_(db) {}
+    Status exec_quiet(const char* sql, bool quiet_if_busy);
     sqlite3* db_ = nullptr;
 };
 

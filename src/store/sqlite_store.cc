@@ -373,7 +373,7 @@ public:
         return {};
     }
 
-    Status init() { return db_.exec(kSchema); }
+    Status init() { return db_.exec_at_start(kSchema); }
 
 private:
     Result<Tunnel> one_tunnel(Statement& st) {
