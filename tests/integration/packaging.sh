@@ -243,8 +243,15 @@ for s in kinds(ds, "Service"):
 tunnel_port = int((flag(args, "tunnel-listen") or "0.0.0.0:7844").rsplit(":", 1)[1])
 http_port = int((flag(args, "http-listen") or "0.0.0.0:80").rsplit(":", 1)[1])
 check(svc_ports.get(7844) == tunnel_port, "edge.yaml: a Service for 7844 to --tunnel-listen")
-check(http_port in [t for p, t in svc_ports.items() if p in (80, 443)],
-      "edge.yaml: a Service for public HTTP to --http-listen")
+check(svc_ports.get(80) == http_port, "edge.yaml: a Service for port 80 to --http-listen")
+if flag(args, "https-listen"):
+    https_port = int(flag(args, "https-listen").rsplit(":", 1)[1])
+    check(svc_ports.get(443) == https_port, "edge.yaml: a Service for 443 to --https-listen")
+    for fl in ("tls-cert", "tls-key"):
+        path = flag(args, fl) or ""
+        mount = [m for m in c.get("volumeMounts", []) if path.startswith(m["mountPath"] + "/")]
+        check(len(mount) == 1 and "secret" in vols.get(mount[0]["name"], {}),
+              f"edge.yaml: --{fl} {path} is in a mounted Secret")
 # connector.yaml's --edge names this file's tunnel Service.
 edge_flag = flag(docs("connector.yaml")[0]["spec"]["template"]["spec"]["containers"][0]["args"],
                  "edge")
