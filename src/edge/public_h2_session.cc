@@ -155,6 +155,13 @@ void PublicH2Session::feed_eof() {
     leave();
 }
 
+void PublicH2Session::trim() {
+    if (depth_ == 0 && out_.empty()) {
+        std::string().swap(out_);
+        std::vector<int32_t>().swap(copied_ids_);
+    }
+}
+
 void PublicH2Session::on_writable() {
     if (closing_) {
         return;

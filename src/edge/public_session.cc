@@ -138,6 +138,14 @@ void PublicSession::drain() {
     keep_alive_ = false;
 }
 
+void PublicSession::trim() {
+    if (idle() && in_off_ == in_.size() && !in_process_) {
+        std::string().swap(in_);
+        in_off_ = 0;
+        std::string().swap(scratch_);
+    }
+}
+
 void PublicSession::on_writable() {
     up_.settle();
     process();

@@ -198,11 +198,22 @@ public:
             session_->route_again(true);
         }
     }
-    // An idle connection, or one still in its TLS handshake, closes after `limit` of silence.
+    // An idle connection, or one still in its TLS handshake, closes after `limit` of silence;
+    // after a second of it, its buffers are freed (an idle keep-alive client costs a few KiB).
     void close_if_idle(reactor::TimePoint now, Millis limit) {
         bool idle = session_ ? session_->idle() : true;
-        if (conn_ != nullptr && idle && now - last_rx >= limit) {
+        if (conn_ == nullptr || !idle) {
+            return;
+        }
+        if (now - last_rx >= limit) {
             conn_->close(Error{Errc::TimedOut, 0, "idle"});
+        } else if (now - last_rx >= kTrimAfter && !trimmed_ && session_) {
+            trimmed_ = true;
+            session_->trim();
+            if (tls_) {
+                (void)tls_->trim();
+            }
+            conn_->trim();
         }
     }
     void drain() {
@@ -244,6 +255,7 @@ public:
     // net::ConnHandler
     void on_recv(net::Connection& c, net::LentBuf data) override {
         last_rx = w_.reactor().now();
+        trimmed_ = false;
         std::string_view bytes{reinterpret_cast<const char*>(data.data()), data.size()};
         if (tls_wanted_) {
             on_ciphertext(bytes);
@@ -285,6 +297,7 @@ public:
 private:
     // A ClientHello is a few hundred bytes (a few KiB with post-quantum key shares).
     static constexpr size_t kMaxHello = 16 << 10;
+    static constexpr Millis kTrimAfter{1000};
     static constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
     void start_session(bool h2) {
@@ -425,6 +438,7 @@ private:
     Worker& w_;
     bool tls_wanted_;
     bool draining_ = false;
+    bool trimmed_ = false;  // buffers freed since the last bytes came in
     std::string client_ip_;
     std::string hello_;
     std::optional<tls::Session> tls_;

@@ -68,3 +68,7 @@ OUT="$OUT" bash tools/bench/failover.sh
 echo
 echo "== https: HTTP/1.1 and HTTP/2 over TLS, edge + connector vs two nginx hops"
 OUT="$OUT" bash tools/bench/https.sh
+
+echo
+echo "== memory per idle public connection: edge vs nginx"
+OUT="$OUT" bash tools/bench/idle_memory.sh

@@ -102,6 +102,7 @@ public:
     void route_again(bool last) override;
     // No stream open, nothing owed to the client: the glue closes after its idle timeout.
     bool idle() const override { return streams_.empty() && !closing_; }
+    void trim() override;
 
     uint64_t requests() const { return requests_; }
     uint64_t retries() const { return retries_; }

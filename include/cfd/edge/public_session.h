@@ -122,6 +122,8 @@ public:
     virtual void route_again(bool last) = 0;
     // Nothing in progress: the glue closes the connection after its idle timeout.
     virtual bool idle() const = 0;
+    // Idle for a while: frees the buffers kept for the next request (they grow back on use).
+    virtual void trim() = 0;
 };
 
 class PublicSession final : public StreamSink, public ClientSession {
@@ -161,6 +163,7 @@ public:
     // Between requests (or inside a head): no stream, nothing owed to the client. The glue
     // closes such a connection once it was silent for its idle timeout (slow heads included).
     bool idle() const override { return phase_ == Phase::Head && !up_.attached() && !closing_; }
+    void trim() override;
     uint64_t exchanges() const { return exchanges_; }
     uint64_t retries() const { return retries_; }
 

@@ -95,6 +95,13 @@ public:
     void pause_recv() { block(Owner); }
     void resume_recv() { unblock(Owner); }
 
+    // Frees the recycled send buffer while nothing is queued (an idle keep-alive connection
+    // then costs its socket and a few bytes); the next send() allocates again.
+    void trim() {
+        if (out_.empty()) {
+            spare_.reset();
+        }
+    }
     // Half-close once everything queued is sent.
     void shutdown_write();
     // Closes once everything queued is sent.

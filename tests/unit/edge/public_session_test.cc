@@ -148,6 +148,18 @@ TEST_CASE("edge public: keep-alive GETs through the tunnel, chunked and sized re
         CHECK(r.conn.requests.size() == 2);
         CHECK(http2::header_value(r.conn.streams[r.conn.requests[1]].request, ":path") == "/two");
         CHECK(r.edge->open_streams() == 0);
+        // Idle: its buffers go; the next request on the connection is served as before.
+        REQUIRE(r.pub->idle());
+        r.pub->trim();
+        r.io.out.clear();
+        r.pub->feed("GET /three HTTP/1.1\r\nHost: app.example.com\r\n\r\n");
+        for (int i = 0; i < 4; i++) {
+            r.run();
+        }
+        Responses after = parse_responses(r.io.out);
+        REQUIRE(after.heads.size() == 1);
+        CHECK(after.bodies[0] == "second");
+        CHECK(r.pub->exchanges() == 3);
     }
 }
 
