@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <set>
 
 #include "cfd/core/log.h"
+#include "cfd/connector/origin_h2.h"
 #include "connector/origin_tls.h"
 
 namespace cfd::connector {
@@ -20,6 +23,7 @@ constexpr uint64_t kTimerDeliver = 2;
 constexpr uint64_t kTimerIdle = 3;
 constexpr uint64_t kTimerTls = 4;
 constexpr uint64_t kTimerSilence = 5;
+constexpr uint64_t kTimerWrite = 6;
 
 // How long a draining connection waits for the edge to confirm unregisterConnection before it
 // closes anyway.
@@ -66,6 +70,17 @@ public:
     static constexpr size_t kPlainQueue = 256 << 10;
 
     OriginConn(OriginPool& pool, const OriginService& svc) : pool_(&pool), svc_(&svc) {}
+    // An http2Origin connection whose origin chose HTTP/1.1 in ALPN: its socket and finished
+    // TLS session are taken over as they are.
+    OriginConn(OriginPool& pool, const OriginService& svc, net::Connection* c, OriginTls tls)
+        : pool_(&pool), svc_(&svc), conn_(c), tls_(std::move(tls)) {
+        c->set_handler(this);
+    }
+    // Fall-back: the stream gets the taken-over connection now (we are in an event handler).
+    void hand_to(Proxy& p, EdgeLink& owner, int32_t id) {
+        attach(p, owner, id);
+        ready();
+    }
 
     void attach(Proxy& p, EdgeLink& owner, int32_t id) {
         proxy_ = &p;
@@ -483,6 +498,447 @@ private:
     std::string plain_in_;        // plaintext of one receive, handed to the stream
 };
 
+// One HTTP/2 origin connection (http2Origin) of a core: TCP, then TLS offering ALPN "h2" or
+// HTTP/2 in clear with prior knowledge (h2c), and an OriginH2 carrying the streams of any
+// tunnel connection of the core. Dials that join it wait in `waiters_` until it is ready and
+// are answered on a later turn than the dial. It deletes itself when its Connection closes,
+// after delivering a failure when it never had one, or when the origin chose HTTP/1.1 in ALPN:
+// then an OriginConn takes the socket and the first waiting stream (the fall-back), the other
+// waiters are dialed again as HTTP/1.1, and the pool remembers the service as HTTP/1.1.
+class OriginH2Conn final : public net::ConnHandler,
+                           public reactor::TimerTarget,
+                           public OriginH2::Owner {
+public:
+    enum class State : uint8_t { Connecting, Ready, Closing };
+
+    // Plaintext frames held ahead of TLS or the socket.
+    static constexpr size_t kOutQueue = 256 << 10;
+
+    OriginH2Conn(OriginPool& pool, const OriginService& svc, std::string key, std::string sni)
+        : pool_(&pool), svc_(&svc), key_(std::move(key)), sni_(std::move(sni)) {}
+
+    const std::string& key() const { return key_; }
+
+    bool accepting() const {
+        if (state_ == State::Closing || pool_ == nullptr) {
+            return false;
+        }
+        if (state_ == State::Connecting) {
+            return waiters_.size() < OriginH2::kMaxStreams;
+        }
+        return h2_ && h2_->accepting() &&
+               h2_->streams() + waiters_.size() < OriginH2::kMaxStreams;
+    }
+
+    void add(Proxy& p, EdgeLink& owner, int32_t id) {
+        waiters_.push_back({&p, &owner, id});
+        if (state_ == State::Ready) {
+            arm(deliver_t_, Millis(0), kTimerDeliver);
+        }
+        disarm(idle_t_);
+    }
+    void remove(EdgeLink& owner, int32_t id) {
+        std::erase_if(waiters_, [&](const Waiter& w) { return w.owner == &owner && w.id == id; });
+        after_io();
+    }
+
+    void start(net::Connection* c) { conn_ = c; }
+
+    // The connect could not even start: the waiters hear it on a later turn, then we go.
+    void fail_later(Error e) {
+        state_ = State::Closing;
+        failure_ = e;
+        if (!arm(deliver_t_, Millis(0), kTimerDeliver)) {
+            on_timer({}, kTimerDeliver);
+        }
+    }
+
+    // The pool is going away: nothing may call back into it or into a proxy.
+    void detach() {
+        pool_ = nullptr;
+        waiters_.clear();
+        if (h2_) {
+            h2_->detach_all();
+        }
+    }
+
+    // OriginH2::Owner: the streams' calls (open, body, consume, cancel) made output.
+    void h2_output_ready() override { arm(write_t_, Millis(0), kTimerWrite); }
+
+    // net::ConnHandler
+    void on_connect(net::Connection&, Status result) override {
+        if (!result) {
+            return;  // on_close follows
+        }
+        if (svc_->use_tls) {
+            start_tls();
+            return;
+        }
+        become_ready();
+    }
+    void on_recv(net::Connection& c, net::LentBuf data) override {
+        if (!tls_) {
+            feed_h2(c, view(data));
+            return;
+        }
+        bool was_done = tls_->handshake_done();
+        plain_in_.clear();
+        Status st = tls_->feed(view(data), plain_in_);
+        data = net::LentBuf();
+        pump_cipher();
+        if (!st && st.error().code != Errc::Closed) {
+            log::error(was_done ? "Origin TLS connection failed"
+                                : "Unable to reach the origin service: TLS handshake failed",
+                       {{"originService", svc_->url},
+                        {"serverName", tls_->server_name()},
+                        {"error", tls_->detail()}});
+            c.close(Error{Errc::Tls, st.error().sys,
+                          was_done ? "tls with the origin" : "tls handshake with the origin"});
+            return;
+        }
+        if (!was_done && tls_->handshake_done()) {
+            disarm(tls_t_);
+            log::debug("origin TLS handshake done", {{"originService", svc_->url},
+                                                     {"serverName", tls_->server_name()},
+                                                     {"tls", tls_->describe()},
+                                                     {"alpn", tls_->alpn()}});
+            if (tls_->alpn() != "h2") {
+                fall_back();  // deletes this
+                return;
+            }
+            become_ready();
+            if (conn_ == nullptr || state_ != State::Ready) {
+                return;
+            }
+        }
+        if (!plain_in_.empty()) {
+            std::string in = std::move(plain_in_);
+            plain_in_.clear();
+            feed_h2(c, in);
+        }
+        if (!st && conn_ != nullptr) {
+            c.close(Error{Errc::Closed, 0, "origin closed"});  // close_notify
+        }
+    }
+    void on_eof(net::Connection& c) override { c.close(Error{Errc::Closed, 0, "origin closed"}); }
+    void on_resume(net::Connection&) override {
+        write();
+        after_io();
+    }
+    void on_close(net::Connection&, Error reason) override {
+        conn_ = nullptr;
+        disarm(deliver_t_);
+        disarm(tls_t_);
+        disarm(idle_t_);
+        disarm(write_t_);
+        state_ = State::Closing;
+        if (pool_ != nullptr) {
+            fail_waiters(reason);
+            if (h2_) {
+                h2_->lost();  // every stream on it hears it (502, or a reset after the head)
+            }
+            pool_->forget_h2(this);
+            pool_->flush_links();
+        }
+        delete this;
+    }
+
+    // reactor::TimerTarget
+    void on_timer(reactor::TimerId, uint64_t arg) override {
+        if (arg == kTimerDeliver) {
+            deliver_t_ = {};
+            if (conn_ == nullptr) {  // fail_later(): never had a connection
+                if (pool_ != nullptr) {
+                    fail_waiters(failure_);
+                    pool_->forget_h2(this);
+                    pool_->flush_links();
+                }
+                delete this;
+                return;
+            }
+            deliver();
+            write();
+            after_io();
+            return;
+        }
+        if (arg == kTimerTls) {
+            tls_t_ = {};
+            log::error("Unable to reach the origin service: TLS handshake timed out",
+                       {{"originService", svc_->url}, {"serverName", sni_}});
+            if (conn_ != nullptr) {
+                conn_->close(Error{Errc::TimedOut, 0, "tls handshake with the origin"});
+            }
+            return;
+        }
+        if (arg == kTimerIdle) {
+            idle_t_ = {};
+            // keepAliveTimeout with no stream: GOAWAY and close.
+            if (conn_ != nullptr && h2_ && h2_->streams() == 0 && waiters_.empty()) {
+                state_ = State::Closing;
+                h2_->shut_down();
+                write();
+                conn_->close_after_flush();
+            }
+            return;
+        }
+        if (arg == kTimerWrite) {
+            write_t_ = {};
+            write();
+            after_io();
+        }
+    }
+
+private:
+    struct Waiter {
+        Proxy* proxy;
+        EdgeLink* owner;
+        int32_t id;
+    };
+
+    bool arm(reactor::TimerId& t, Millis after, uint64_t arg) {
+        if (t) {
+            return true;
+        }
+        auto r = pool_ == nullptr ? Result<reactor::TimerId>(Err{Errc::Closed, 0, "no pool"})
+                                  : pool_->reactor().add_timer(after, this, arg);
+        if (!r) {
+            return false;
+        }
+        t = *r;
+        return true;
+    }
+    void disarm(reactor::TimerId& t) {
+        if (t && pool_ != nullptr) {
+            pool_->reactor().cancel_timer(t);
+        }
+        t = {};
+    }
+
+    void start_tls() {
+        if (svc_->tls_ctx == nullptr || sni_.empty()) {
+            conn_->close(Error{Errc::Invalid, 0,
+                               svc_->tls_ctx == nullptr ? "origin tls without a context"
+                                                        : "no server name for the origin"});
+            return;
+        }
+        auto t = OriginTls::start(*svc_->tls_ctx, sni_);
+        if (!t) {
+            log::error("Unable to reach the origin service: TLS setup failed",
+                       {{"originService", svc_->url},
+                        {"serverName", sni_},
+                        {"error", tls::describe(t.error())}});
+            conn_->close(Error{Errc::Tls, t.error().sys, "tls with the origin"});
+            return;
+        }
+        tls_.emplace(std::move(*t));
+        if (!arm(tls_t_, svc_->tls_timeout, kTimerTls)) {
+            conn_->close(Error{Errc::Busy, 0, "no timer for the origin tls handshake"});
+            return;
+        }
+        pump_cipher();
+    }
+
+    void become_ready() {
+        auto h = OriginH2::create(this);
+        if (!h) {
+            conn_->close(h.error());
+            return;
+        }
+        h2_ = std::move(*h);
+        state_ = State::Ready;
+        deliver();
+        write();
+        after_io();
+    }
+
+    // Every waiting stream gets the connection.
+    void deliver() {
+        std::vector<Waiter> ws = std::move(waiters_);
+        waiters_.clear();
+        for (const Waiter& w : ws) {
+            pool_->answered(*w.owner, w.id);
+            w.proxy->origin_h2_ready(w.id, *h2_);
+        }
+    }
+
+    void fail_waiters(const Error& e) {
+        std::vector<Waiter> ws = std::move(waiters_);
+        waiters_.clear();
+        for (const Waiter& w : ws) {
+            pool_->answered(*w.owner, w.id);
+            w.proxy->origin_failed(w.id, e);
+        }
+    }
+
+    void feed_h2(net::Connection& c, std::string_view bytes) {
+        if (!h2_) {
+            c.close(Error{Errc::Protocol, 0, "origin sent bytes before http2 started"});
+            return;
+        }
+        Status st = h2_->feed(bytes);
+        write();
+        if (!st) {
+            log::debug("origin http2 connection failed",
+                       {{"originService", svc_->url}, {"error", st.error().message()}});
+            state_ = State::Closing;
+            if (conn_ != nullptr) {
+                conn_->close_after_flush();
+            }
+            if (pool_ != nullptr) {
+                pool_->flush_links();
+            }
+            return;
+        }
+        after_io();
+    }
+
+    // Frames to the socket, through TLS when there is one, as far as both allow.
+    void write() {
+        if (!h2_ || conn_ == nullptr || writing_) {
+            return;
+        }
+        writing_ = true;
+        for (;;) {
+            if (out_.size() < kOutQueue) {
+                auto r = h2_->produce(out_, kOutQueue);
+                if (!r) {
+                    writing_ = false;
+                    conn_->close(Error{Errc::Protocol, 0, "origin http2 session failed"});
+                    return;
+                }
+            }
+            size_t taken = tls_ ? push_tls() : push_plain();
+            if (taken == 0) {
+                break;
+            }
+        }
+        writing_ = false;
+    }
+    size_t push_plain() {
+        size_t taken = 0;
+        while (!out_.empty() && conn_->writable()) {
+            size_t n = std::min(out_.size(), conn_->room());
+            if (n == 0 || !conn_->send(std::span<const uint8_t>(
+                              reinterpret_cast<const uint8_t*>(out_.data()), n))) {
+                break;
+            }
+            out_.erase(0, n);
+            taken += n;
+        }
+        return taken;
+    }
+    size_t push_tls() {
+        pump_cipher();
+        if (out_.empty()) {
+            return 0;
+        }
+        auto w = tls_->write(out_);
+        if (!w) {
+            log::error("Origin TLS connection failed",
+                       {{"originService", svc_->url}, {"error", tls_->detail()}});
+            conn_->close(Error{Errc::Tls, w.error().sys, "tls with the origin"});
+            return 0;
+        }
+        out_.erase(0, *w);
+        pump_cipher();
+        return *w;
+    }
+    void pump_cipher() {
+        if (!tls_ || conn_ == nullptr) {
+            return;
+        }
+        std::string_view out = tls_->pending_output();
+        while (!out.empty() && conn_->writable()) {
+            size_t n = std::min(out.size(), conn_->room());
+            if (n == 0 || !conn_->send(std::span<const uint8_t>(
+                              reinterpret_cast<const uint8_t*>(out.data()), n))) {
+                break;
+            }
+            tls_->consume_output(n);
+            out = tls_->pending_output();
+        }
+    }
+
+    // After any event: the tunnels send what the streams produced; an ended session closes;
+    // a connection without streams starts its keepAliveTimeout.
+    void after_io() {
+        if (pool_ != nullptr) {
+            pool_->flush_links();
+        }
+        if (conn_ == nullptr || !h2_) {
+            return;
+        }
+        if (h2_->over() && out_.empty()) {
+            state_ = State::Closing;
+            conn_->close_after_flush();
+            return;
+        }
+        if (h2_->streams() == 0 && waiters_.empty()) {
+            arm(idle_t_, svc_->idle_timeout, kTimerIdle);
+        } else {
+            disarm(idle_t_);
+        }
+    }
+
+    // ALPN did not pick h2: HTTP/1.1 on this connection (cloudflared's transport does the
+    // same). Logged once per rule for the process.
+    void fall_back() {
+        static std::mutex mu;
+        static std::set<std::string> warned;
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            if (warned.insert(svc_->url + "#" + std::to_string(svc_->pool_key)).second) {
+                log::warn("http2Origin: the origin did not select h2 in ALPN; using HTTP/1.1",
+                          {{"originService", svc_->url}});
+            }
+        }
+        OriginPool* pool = pool_;
+        pool->h1_only_.insert(svc_->pool_key);
+        pool->max_idle_[svc_->pool_key] = svc_->max_idle;  // the link may go idle in the pool
+        std::vector<Waiter> ws = std::move(waiters_);
+        waiters_.clear();
+        disarm(deliver_t_);
+        disarm(idle_t_);
+        disarm(write_t_);
+        net::Connection* c = conn_;
+        conn_ = nullptr;
+        auto* oc = new OriginConn(*pool, *svc_, c, std::move(*tls_));
+        pool->all_.push_back(oc);
+        pool->forget_h2(this);
+        for (const Waiter& w : ws) {
+            pool->h2_pending_.erase({w.owner, w.id});
+        }
+        if (ws.empty()) {
+            oc->release(true);  // nobody waits: idle in the HTTP/1.1 pool
+        } else {
+            pool->pending_[{ws[0].owner, ws[0].id}] = oc;
+            oc->hand_to(*ws[0].proxy, *ws[0].owner, ws[0].id);
+            for (size_t i = 1; i < ws.size(); i++) {
+                pool->dial(*svc_, *ws[i].proxy, *ws[i].owner, ws[i].id);
+            }
+        }
+        delete this;
+    }
+
+    OriginPool* pool_;
+    const OriginService* svc_;
+    std::string key_;
+    std::string sni_;
+    net::Connection* conn_ = nullptr;
+    State state_ = State::Connecting;
+    std::vector<Waiter> waiters_;
+    Error failure_{};
+    std::unique_ptr<OriginH2> h2_;
+    std::optional<OriginTls> tls_;
+    std::string out_;       // frames not yet taken by TLS or the socket
+    std::string plain_in_;  // plaintext of one receive
+    bool writing_ = false;
+    reactor::TimerId deliver_t_{};
+    reactor::TimerId tls_t_{};
+    reactor::TimerId idle_t_{};
+    reactor::TimerId write_t_{};
+};
+
 // --- OriginPool --------------------------------------------------------------------------
 
 OriginPool::~OriginPool() {
@@ -491,6 +947,78 @@ OriginPool::~OriginPool() {
     for (OriginConn* c : all_) {
         c->detach();
     }
+    for (auto& [key, v] : h2_) {
+        for (OriginH2Conn* c : v) {
+            c->detach();
+        }
+    }
+}
+
+void OriginPool::remove_link(EdgeLink* l) {
+    links_.erase(std::remove(links_.begin(), links_.end(), l), links_.end());
+}
+
+void OriginPool::flush_links() {
+    for (size_t i = 0; i < links_.size(); i++) {
+        links_[i]->flush();
+    }
+}
+
+void OriginPool::forget_h2(OriginH2Conn* c) {
+    auto it = h2_.find(c->key());
+    if (it != h2_.end()) {
+        auto& v = it->second;
+        v.erase(std::remove(v.begin(), v.end(), c), v.end());
+        if (v.empty()) {
+            h2_.erase(it);
+        }
+    }
+    for (auto p = h2_pending_.begin(); p != h2_pending_.end();) {
+        p = p->second == c ? h2_pending_.erase(p) : std::next(p);
+    }
+}
+
+void OriginPool::dial_h2(const OriginService& svc, Proxy& proxy, EdgeLink& owner, int32_t id,
+                         std::string_view host) {
+    std::string sni;
+    if (svc.use_tls) {
+        sni = svc.sni_from_host ? sni_from_host_value(host) : svc.server_name;
+    }
+    if (h1_only_.count(svc.pool_key) != 0 || (svc.use_tls && sni.empty())) {
+        // The origin chose HTTP/1.1 before (or there is no name to verify it by, which the
+        // HTTP/1.1 path reports): the stream falls back at once.
+        dial(svc, proxy, owner, id);
+        return;
+    }
+    std::string key = std::to_string(svc.pool_key);
+    if (svc.sni_from_host) {
+        key += "/" + sni;  // a certificate checked for one host serves no other
+    }
+    auto& v = h2_[key];
+    for (OriginH2Conn* c : v) {
+        if (c->accepting()) {
+            reuses_++;
+            c->add(proxy, owner, id);
+            h2_pending_[{&owner, id}] = c;
+            return;
+        }
+    }
+    dials_++;
+    auto* c = new OriginH2Conn(*this, svc, key, sni);
+    v.push_back(c);
+    c->add(proxy, owner, id);
+    h2_pending_[{&owner, id}] = c;
+    auto conn = net::Connection::connect(reactor_, svc.addr, svc.connect_timeout, c);
+    if (!conn) {
+        c->fail_later(conn.error());
+        return;
+    }
+    if (svc.addr.family() != AF_UNIX) {
+        if (auto k = set_tcp_keep_alive((*conn)->fd(), svc.tcp_keep_alive); !k) {
+            log::debug("origin keep-alive not set", {{"error", k.error().message()}});
+        }
+    }
+    c->start(*conn);
 }
 
 bool OriginPool::park(OriginConn* c) {
@@ -564,9 +1092,18 @@ void OriginPool::dial(const OriginService& svc, Proxy& proxy, EdgeLink& owner, i
     c->start(*conn);
 }
 
-void OriginPool::answered(EdgeLink& owner, int32_t id) { pending_.erase({&owner, id}); }
+void OriginPool::answered(EdgeLink& owner, int32_t id) {
+    pending_.erase({&owner, id});
+    h2_pending_.erase({&owner, id});
+}
 
 void OriginPool::cancel(EdgeLink& owner, int32_t id) {
+    if (auto h = h2_pending_.find({&owner, id}); h != h2_pending_.end()) {
+        OriginH2Conn* c = h->second;
+        h2_pending_.erase(h);
+        c->remove(owner, id);
+        return;
+    }
     auto it = pending_.find({&owner, id});
     if (it == pending_.end()) {
         return;
@@ -592,9 +1129,12 @@ EdgeLink::EdgeLink(reactor::Reactor& r, OriginPool& pool, const tls::Context& tl
           uint64_t seed = 0;
           random_bytes(&seed, sizeof(seed));
           return seed;
-      }()) {}
+      }()) {
+    pool_.add_link(this);
+}
 
 EdgeLink::~EdgeLink() {
+    pool_.remove_link(this);
     if (timer_) {
         reactor_.cancel_timer(timer_);
     }
@@ -925,5 +1465,9 @@ void EdgeLink::dial(const OriginService& svc, int32_t id) {
 }
 
 void EdgeLink::cancel(int32_t id) { pool_.cancel(*this, id); }
+
+void EdgeLink::dial_h2(const OriginService& svc, int32_t id, std::string_view host) {
+    pool_.dial_h2(svc, *proxy_, *this, id, host);
+}
 
 }  // namespace cfd::connector

@@ -37,20 +37,24 @@ std::string sni_from_request_head(std::string_view head) {
         if (colon == std::string_view::npos || !iequal(line.substr(0, colon), "host")) {
             continue;
         }
-        std::string_view v = trim_ws(line.substr(colon + 1));
-        if (!v.empty() && v.front() == '[') {
-            size_t close = v.find(']');
-            v = close == std::string_view::npos ? std::string_view() : v.substr(1, close - 1);
-        } else if (v.find(':') == v.rfind(':')) {
-            v = v.substr(0, v.find(':'));  // one colon: a port; none: unchanged
-        }
-        std::string out(v);
-        for (char& c : out) {
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        }
-        return out;
+        return sni_from_host_value(trim_ws(line.substr(colon + 1)));
     }
     return {};
+}
+
+std::string sni_from_host_value(std::string_view v) {
+    v = trim_ws(v);
+    if (!v.empty() && v.front() == '[') {
+        size_t close = v.find(']');
+        v = close == std::string_view::npos ? std::string_view() : v.substr(1, close - 1);
+    } else if (v.find(':') == v.rfind(':')) {
+        v = v.substr(0, v.find(':'));  // one colon: a port; none: unchanged
+    }
+    std::string out(v);
+    for (char& c : out) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return out;
 }
 
 Result<OriginTls> OriginTls::start(const tls::Context& ctx, std::string_view server_name) {

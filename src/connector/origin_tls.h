@@ -19,6 +19,8 @@ namespace cfd::connector {
 // literal without its brackets), lower case; empty when the head has no Host. For origins
 // whose certificate is checked against the request's own host (unix+tls:, matchSNItoHost).
 std::string sni_from_request_head(std::string_view head);
+// The same from a Host value ("App.example.com:8443", "[::1]:443") alone.
+std::string sni_from_host_value(std::string_view host);
 
 class OriginTls {
 public:
@@ -38,6 +40,8 @@ public:
     [[nodiscard]] Result<size_t> write(std::string_view plain);
 
     bool handshake_done() const { return tls_.handshake_done(); }
+    // The protocol the origin selected in ALPN ("h2"), empty when none.
+    std::string_view alpn() const { return tls_.alpn(); }
     std::string_view pending_output() const { return tls_.pending_output(); }
     void consume_output(size_t n) { tls_.consume_output(n); }
     // For an idle connection: gives back the empty buffers' memory.

@@ -23,6 +23,47 @@ constexpr std::string_view kHelloWorld =
 
 bool method_has_body(std::string_view m) { return m == "POST" || m == "PUT" || m == "PATCH"; }
 
+// The request's fields as the origin gets them, in either protocol: the edge's headers minus
+// pseudo-headers, the tunnel's own, hop-by-hop ones, Host (the origin gets the host apart) and
+// Expect (the edge already answered the client's 100-continue; the body comes anyway);
+// content-length is checked and returned apart. With httpHostHeader, X-Forwarded-Host carries
+// the public host, as cloudflared sets it (the client's own value is replaced).
+struct RequestFields {
+    http1::Headers fields;
+    uint64_t declared = 0;
+    bool has_declared = false;
+    bool bad_length = false;
+};
+
+RequestFields request_fields(const http2::Headers& headers, const OriginService& svc,
+                             std::string_view authority) {
+    RequestFields out;
+    for (const http2::Header& h : headers) {
+        if (h.is_pseudo() || http2::is_control_header(h.name) || http1::is_hop_by_hop(h.name) ||
+            h.name == "host" || h.name == "expect") {
+            continue;
+        }
+        if (h.name == "content-length") {
+            auto [p, ec] =
+                std::from_chars(h.value.data(), h.value.data() + h.value.size(), out.declared);
+            if (ec != std::errc() || p != h.value.data() + h.value.size()) {
+                out.bad_length = true;
+                return out;
+            }
+            out.has_declared = true;
+            continue;
+        }
+        out.fields.push_back({h.name, h.value});
+    }
+    if (!svc.host_header.empty()) {
+        std::erase_if(out.fields, [](const http1::Header& h) {
+            return http1::iequals(h.name, "x-forwarded-host");
+        });
+        out.fields.push_back({"X-Forwarded-Host", std::string(authority)});
+    }
+    return out;
+}
+
 }  // namespace
 
 std::string_view hello_world_page() { return kHelloWorld; }
@@ -84,6 +125,19 @@ struct Proxy::Stream {
     std::string ws_accept;  // Sec-WebSocket-Accept for the 200, when the request had a key
     bool shut = false;      // the origin got its FIN
 
+    // http2Origin: the request travels as a stream of a shared HTTP/2 origin connection. Its
+    // body waits in req_q (raw) until the origin stream takes it (h2_body_copy), which is when
+    // it is consumed on the tunnel stream; response bytes are consumed on the origin stream as
+    // the tunnel takes them (on_body_copy).
+    bool h2 = false;
+    OriginH2* h2c = nullptr;  // while the origin stream is open
+    int32_t h2id = 0;
+    bool h2_end_at_open = false;
+    http2::Headers h2_req;  // the edge's request as it came, for a fall-back to HTTP/1.1
+    std::vector<std::pair<std::string, std::string>> h2_fields;  // what the origin gets
+    std::string h2_host;      // :authority toward the origin
+    uint64_t body_taken = 0;  // request body bytes the origin stream took
+
     size_t resp_avail() const { return resp_buf.size() - resp_off; }
 };
 
@@ -105,6 +159,9 @@ Proxy::~Proxy() {
         if (s->link != nullptr) {
             s->link->release(false);
         }
+        if (s->h2c != nullptr) {
+            s->h2c->cancel(s->h2id);
+        }
     }
 }
 
@@ -118,6 +175,11 @@ void Proxy::release_link(Stream& s, bool reusable) {
         OriginLink* l = s.link;
         s.link = nullptr;
         l->release(reusable);
+    }
+    if (s.h2c != nullptr) {
+        OriginH2* c = s.h2c;
+        s.h2c = nullptr;
+        c->cancel(s.h2id);
     }
     if (s.dialing) {
         s.dialing = false;
@@ -153,7 +215,7 @@ void Proxy::answer_local(Stream& s, int status, std::string_view meta, std::stri
     }
     // The edge may still send body bytes: they are consumed and dropped from now on; what it
     // sent before and we queued for the origin is released too.
-    size_t held = 0;
+    size_t held = s.h2 ? s.req_q.size() : 0;  // HTTP/2 origins: queued, not yet consumed
     for (auto& c : s.consume_at) {
         held += c.second;
     }
@@ -208,7 +270,6 @@ void Proxy::on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& 
         open_tcp_stream(s, headers);
         return;
     }
-    std::string_view method = http2::header_value(headers, ":method");
     std::string_view path = http2::header_value(headers, ":path");
     std::string_view authority = http2::header_value(headers, ":authority");
     s.svc = router_.route(authority, path);
@@ -249,31 +310,28 @@ void Proxy::on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& 
     case OriginService::Kind::Http:
         break;
     }
-
-    http1::Headers h1;
-    uint64_t declared = 0;
-    bool has_declared = false;
-    for (const http2::Header& h : headers) {
-        // Expect: the edge already answered the client's 100-continue; the body comes anyway.
-        if (h.is_pseudo() || http2::is_control_header(h.name) || http1::is_hop_by_hop(h.name) ||
-            h.name == "host" || h.name == "expect") {
-            continue;
-        }
-        if (h.name == "content-length") {
-            auto [p, ec] =
-                std::from_chars(h.value.data(), h.value.data() + h.value.size(), declared);
-            if (ec != std::errc() || p != h.value.data() + h.value.size()) {
-                answer_local(s, 400, http2::kMetaCloudflared, "400 Bad Request: content-length\n",
-                             "text/plain; charset=utf-8");
-                return;
-            }
-            has_declared = true;
-            continue;
-        }
-        h1.push_back({h.name, h.value});
+    if (s.svc->http2 && kind == http2::StreamKind::Http) {
+        open_h2(s, std::move(headers), end_stream);
+        return;
     }
+    (void)open_http1(s, headers, end_stream);
+}
+
+bool Proxy::open_http1(Stream& s, const http2::Headers& headers, bool end_stream, bool dial) {
+    std::string_view method = http2::header_value(headers, ":method");
+    std::string_view path = http2::header_value(headers, ":path");
+    std::string_view authority = http2::header_value(headers, ":authority");
+    RequestFields rf = request_fields(headers, *s.svc, authority);
+    if (rf.bad_length) {
+        answer_local(s, 400, http2::kMetaCloudflared, "400 Bad Request: content-length\n",
+                     "text/plain; charset=utf-8");
+        return false;
+    }
+    http1::Headers& h1 = rf.fields;
+    uint64_t declared = rf.declared;
+    bool has_declared = rf.has_declared;
     http1::Framing framing = http1::Framing::none();
-    if (kind == http2::StreamKind::Websocket) {
+    if (s.kind == http2::StreamKind::Websocket) {
         h1.push_back({"Connection", "Upgrade"});
         h1.push_back({"Upgrade", "websocket"});
         s.raw_request = true;
@@ -281,7 +339,7 @@ void Proxy::on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& 
         if (has_declared && declared != 0) {
             answer_local(s, 400, http2::kMetaCloudflared, "400 Bad Request: body missing\n",
                          "text/plain; charset=utf-8");
-            return;
+            return false;
         }
         if (method_has_body(method) || has_declared) {
             framing = http1::Framing::content_length(0);
@@ -299,25 +357,18 @@ void Proxy::on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& 
         s.chunked = true;
     }
     std::string_view host = s.svc->host_header.empty() ? authority : s.svc->host_header;
-    if (!s.svc->host_header.empty()) {
-        // As cloudflared does (a Set: the client's own value is replaced).
-        std::erase_if(h1, [](const http1::Header& h) {
-            return http1::iequals(h.name, "x-forwarded-host");
-        });
-        h1.push_back({"X-Forwarded-Host", std::string(authority)});
-    }
     if (s.collect) {
         s.collect->method = method;
         s.collect->path = path;
         s.collect->host = host;
         s.collect->headers = std::move(h1);
         s.method = std::string(method);
-        return;  // on_stream_end() writes the head and dials
+        return true;  // on_stream_end() writes the head and dials
     }
     if (auto r = http1::write_request_head(s.req_q, method, path, host, h1, framing); !r) {
         answer_local(s, 400, http2::kMetaCloudflared, "400 Bad Request: invalid request head\n",
                      "text/plain; charset=utf-8");
-        return;
+        return false;
     }
     s.req_queued = s.req_q.size();
     s.method = std::string(method);
@@ -326,13 +377,40 @@ void Proxy::on_stream_open(int32_t id, http2::StreamKind kind, http2::Headers&& 
     }
     s.parser.set_request_method(method);
     s.dialing = true;
-    dialer_.dial(*s.svc, id);
+    if (dial) {
+        dialer_.dial(*s.svc, s.id);
+    }
+    return true;
 }
 
 void Proxy::on_stream_data(int32_t id, std::string_view bytes) {
     Stream* s = find(id);
     if (s != nullptr && s->pipe != Stream::Pipe::None && !s->local) {
         pipe_edge_data(*s, bytes);
+        return;
+    }
+    if (s != nullptr && s->h2 && !s->local) {
+        if (s->h2c == nullptr && !s->dialing) {
+            session_->h2().consume(id, bytes.size());  // the origin stream is gone
+            return;
+        }
+        if (s->has_length) {
+            if (bytes.size() > s->length_left) {
+                session_->h2().consume(id, bytes.size());
+                fail(*s, "request body longer than its content-length");
+                return;
+            }
+            s->length_left -= bytes.size();
+        }
+        if (s->req_q.size() + bytes.size() > limits_.max_request_queue) {
+            session_->h2().consume(id, bytes.size());
+            fail(*s, "request body queue over its bound");
+            return;
+        }
+        s->req_q.append(bytes);  // consumed when the origin stream takes it
+        if (s->h2c != nullptr) {
+            s->h2c->body_more(s->h2id);
+        }
         return;
     }
     if (s != nullptr && s->collect && !s->local) {
@@ -386,6 +464,16 @@ void Proxy::on_stream_end(int32_t id) {
     s->req_done = true;
     if (s->pipe != Stream::Pipe::None) {
         pipe_progress(*s);
+        return;
+    }
+    if (s->h2) {
+        if (s->has_length && s->length_left != 0) {
+            fail(*s, "request body shorter than its content-length");
+            return;
+        }
+        if (s->h2c != nullptr) {
+            s->h2c->body_more(s->h2id);
+        }
         return;
     }
     if (s->collect) {
@@ -480,10 +568,14 @@ void Proxy::body_arrived(Stream& s) {
 
 void Proxy::submit_head(Stream& s) {
     const http1::ResponseHead& h = s.parser.head();
-    bool upgrade = h.upgrade;
+    submit_origin_head(s, h.status, h.headers, h.upgrade, h.body != http1::BodyKind::None);
+}
+
+void Proxy::submit_origin_head(Stream& s, int origin_status, const http1::Headers& fields,
+                               bool upgrade, bool has_body) {
     std::vector<http2::HeaderPair> user;
     std::string_view length;
-    for (const http1::Header& f : h.headers) {
+    for (const http1::Header& f : fields) {
         std::string name = to_lower(f.name);
         bool ws_header = upgrade && (name == "connection" || name == "upgrade");
         if ((http1::is_hop_by_hop(name) && !ws_header) || http2::is_control_header(name)) {
@@ -500,8 +592,8 @@ void Proxy::submit_head(Stream& s) {
     if (!length.empty()) {
         hv.push_back({"content-length", length});
     }
-    bool has_body = h.body != http1::BodyKind::None || upgrade;
-    int status = h.status == 101 ? 200 : h.status;
+    has_body = has_body || upgrade;
+    int status = origin_status == 101 ? 200 : origin_status;
     s.head_sent = true;
     bump(stats_->origin_ok);
     count_status(status);
@@ -565,6 +657,10 @@ void Proxy::origin_ready(int32_t id, OriginLink* link, bool reused) {
     Stream* s = find(id);
     if (s == nullptr || !s->dialing) {
         link->release(true);
+        return;
+    }
+    if (s->h2 && !h2_fall_back(*s)) {
+        link->release(!s->local);  // answered, or the body is collected first (it dials then)
         return;
     }
     s->dialing = false;
@@ -717,12 +813,175 @@ void Proxy::on_body_copy(int32_t id, std::span<char> dest) {
         s->resp_buf.clear();
         s->resp_off = 0;
     }
+    if (s->h2c != nullptr) {
+        s->h2c->consume(s->h2id, dest.size());  // the origin may send that much more
+    }
     if (s->paused && s->resp_avail() < limits_.response_buffer / 2) {
         s->paused = false;
         if (s->link != nullptr) {
             s->link->pause_recv(false);
         }
     }
+}
+
+// --- HTTP/2 origins (http2Origin) ---------------------------------------------------------
+
+void Proxy::open_h2(Stream& s, http2::Headers&& headers, bool end_stream) {
+    std::string_view authority = http2::header_value(headers, ":authority");
+    RequestFields rf = request_fields(headers, *s.svc, authority);
+    if (rf.bad_length || (end_stream && rf.has_declared && rf.declared != 0)) {
+        answer_local(s, 400, http2::kMetaCloudflared,
+                     rf.bad_length ? "400 Bad Request: content-length\n"
+                                   : "400 Bad Request: body missing\n",
+                     "text/plain; charset=utf-8");
+        return;
+    }
+    std::string_view method = http2::header_value(headers, ":method");
+    s.h2_host = std::string(s.svc->host_header.empty() ? authority : s.svc->host_header);
+    s.h2_fields.emplace_back(":method", method);
+    s.h2_fields.emplace_back(":scheme", s.svc->use_tls ? "https" : "http");
+    s.h2_fields.emplace_back(":authority", s.h2_host);
+    s.h2_fields.emplace_back(":path", http2::header_value(headers, ":path"));
+    for (http1::Header& f : rf.fields) {
+        s.h2_fields.emplace_back(to_lower(f.name), std::move(f.value));
+    }
+    if (rf.has_declared) {
+        s.h2_fields.emplace_back("content-length", std::to_string(rf.declared));
+        s.has_length = !end_stream;
+        s.length_left = rf.declared;
+    }
+    s.h2 = true;
+    s.method = std::string(method);
+    s.h2_end_at_open = end_stream;
+    s.h2_req = std::move(headers);
+    s.dialing = true;
+    dialer_.dial_h2(*s.svc, s.id, s.h2_host);
+}
+
+// The origin chose HTTP/1.1 in ALPN: the stream becomes an HTTP/1.1 one, its request head is
+// written as open_http1() writes any, and the body that waited goes after it in HTTP/1.1's
+// framing. True when the stream takes the link now.
+bool Proxy::h2_fall_back(Stream& s) {
+    s.h2 = false;
+    s.dialing = false;
+    std::string body = std::move(s.req_q);
+    s.req_q.clear();
+    http2::Headers headers = std::move(s.h2_req);
+    bool ended = s.req_done;
+    s.req_done = s.h2_end_at_open;
+    s.has_length = false;
+    s.length_left = 0;
+    if (!open_http1(s, headers, s.h2_end_at_open, false)) {
+        if (!body.empty()) {
+            session_->h2().consume(s.id, body.size());  // answered: dropped
+        }
+        return false;
+    }
+    if (!body.empty()) {
+        on_stream_data(s.id, body);  // re-queued in HTTP/1.1 framing, consumed as it goes
+    }
+    if (ended && !s.h2_end_at_open) {
+        on_stream_end(s.id);
+    }
+    return !s.local && s.dialing && !s.collect;
+}
+
+void Proxy::origin_h2_ready(int32_t id, OriginH2& h2) {
+    Stream* s = find(id);
+    if (s == nullptr || !s->dialing || !s->h2) {
+        return;  // nothing opened on it
+    }
+    s->dialing = false;
+    std::vector<http2::HeaderView> hv;
+    hv.reserve(s->h2_fields.size());
+    for (const auto& [n, v] : s->h2_fields) {
+        hv.push_back({n, v});
+    }
+    auto r = h2.open(*this, id, hv, !s->h2_end_at_open);
+    if (!r) {
+        fail(*s, "unable to open a stream to the origin (" + r.error().message() + ")");
+        return;
+    }
+    s->h2c = &h2;
+    s->h2id = *r;
+}
+
+void Proxy::h2_response(int32_t id, int status, http2::Headers&& headers, bool end) {
+    Stream* s = find(id);
+    if (s == nullptr || s->local || s->head_sent) {
+        return;
+    }
+    http1::Headers fields;
+    fields.reserve(headers.size());
+    for (http2::Header& h : headers) {
+        if (!h.is_pseudo()) {
+            fields.push_back({std::move(h.name), std::move(h.value)});
+        }
+    }
+    submit_origin_head(*s, status, fields, false, !end);
+}
+
+void Proxy::h2_data(int32_t id, std::string_view bytes) {
+    Stream* s = find(id);
+    if (s == nullptr || s->local || s->h2c == nullptr) {
+        return;
+    }
+    s->resp_buf.append(bytes);  // bounded by the origin stream's window
+    body_arrived(*s);
+}
+
+void Proxy::h2_end(int32_t id) {
+    Stream* s = find(id);
+    if (s == nullptr || s->local) {
+        return;
+    }
+    s->resp_done = true;
+    body_arrived(*s);
+}
+
+void Proxy::h2_closed(int32_t id, uint32_t code, bool refused) {
+    Stream* s = find(id);
+    if (s == nullptr) {
+        return;
+    }
+    s->h2c = nullptr;
+    if (s->local) {
+        return;
+    }
+    if (s->resp_done) {
+        drop_request(*s);  // a body the origin no longer reads (it answered early)
+        return;
+    }
+    if (refused && !s->retried && s->body_taken == 0 && !s->head_sent) {
+        // The origin never processed it (REFUSED_STREAM, past a GOAWAY): once more, on another
+        // connection.
+        log::debug("origin refused the stream, retrying", {{"stream", id}});
+        s->retried = true;
+        s->dialing = true;
+        dialer_.dial_h2(*s->svc, id, s->h2_host);
+        return;
+    }
+    fail(*s, refused ? std::string("the origin refused the stream")
+                     : std::string("the origin reset the stream (") +
+                           http2::error_code_name(code) + ")");
+}
+
+http2::BodyChunk Proxy::h2_body_ready(int32_t id, size_t max) {
+    Stream* s = find(id);
+    if (s == nullptr || s->local) {
+        return {0, true};
+    }
+    size_t n = std::min(max, s->req_q.size());
+    return {n, s->req_done && n == s->req_q.size()};
+}
+
+void Proxy::h2_body_copy(int32_t id, std::span<char> dest) {
+    Stream* s = find(id);
+    CFD_CHECK(s != nullptr && dest.size() <= s->req_q.size());
+    std::memcpy(dest.data(), s->req_q.data(), dest.size());
+    s->req_q.erase(0, dest.size());
+    s->body_taken += dest.size();
+    session_->h2().consume(id, dest.size());  // the origin stream took them
 }
 
 // --- byte pipes: tcp:// and ssh:// ---------------------------------------------------------
@@ -916,7 +1175,7 @@ void Proxy::pipe_origin_done(Stream& s, uint16_t ws_code) {
 
 // Client bytes that will never reach the origin: released to the HTTP/2 window at once.
 void Proxy::drop_request(Stream& s) {
-    size_t held = 0;
+    size_t held = s.h2 ? s.req_q.size() : 0;
     for (auto& c : s.consume_at) {
         held += c.second;
     }

@@ -68,6 +68,7 @@ Result<OriginService, std::string> origin_service_of(const Service& svc, const O
     out.max_idle = o.keep_alive_connections < 0 ? 0u : uint32_t(o.keep_alive_connections);
     out.host_header = o.http_host_header;
     out.disable_chunked_encoding = o.disable_chunked_encoding;
+    out.http2 = o.http2_origin;
     (void)parse_proxy_protocol(o.proxy_protocol, &out.proxy_protocol);  // checked when read
     switch (svc.kind) {
     case Service::Kind::HttpStatus:
@@ -120,39 +121,40 @@ Result<OriginService, std::string> origin_service_of(const Service& svc, const O
 
 Result<std::unique_ptr<RuleRouter>, std::string> RuleRouter::create(Ingress ingress) {
     std::unique_ptr<RuleRouter> r(new RuleRouter(std::move(ingress)));
-    bool h2_warned = false;
     for (size_t i = 0; i < r->ingress_.size(); i++) {
         const Rule& rule = r->ingress_.rule(i);
         auto s = origin_service_of(rule.service, rule.origin, static_cast<uint32_t>(i));
         if (!s) {
             return "ingress rule \"" + rule.name + "\": " + s.error();
         }
-        if (rule.origin.http2_origin && s->kind == OriginService::Kind::Http && !h2_warned) {
-            // Parsed so that cloudflared configurations load; the origin still gets HTTP/1.1,
-            // which every HTTP/2 origin that also speaks HTTP/1.1 (nearly all) serves.
-            log::warn("http2Origin is not supported yet: origins are reached over HTTP/1.1",
-                      {{"rule", rule.name}});
-            h2_warned = true;
-        }
         if (s->use_tls) {
             const OriginRequest& o = rule.origin;
             // noTLSVerify makes the CA pool irrelevant: one insecure context serves them all.
-            std::pair<std::string, bool> key{o.no_tls_verify ? std::string() : o.ca_pool,
-                                             o.no_tls_verify};
+            // http2Origin offers "h2" in ALPN: a context of its own.
+            std::tuple<std::string, bool, bool> key{
+                o.no_tls_verify ? std::string() : o.ca_pool, o.no_tls_verify, s->http2};
+            const std::string& ca_pool = std::get<0>(key);
             auto it = r->contexts_.find(key);
             if (it == r->contexts_.end()) {
-                if (!key.first.empty() && ::access(key.first.c_str(), R_OK) != 0) {
-                    return "ingress rule \"" + rule.name + "\": caPool " + key.first + ": " +
+                if (!ca_pool.empty() && ::access(ca_pool.c_str(), R_OK) != 0) {
+                    return "ingress rule \"" + rule.name + "\": caPool " + ca_pool + ": " +
                            std::strerror(errno);
                 }
                 tls::ClientOptions co;
-                co.ca_file = key.first;  // empty: the system pool
-                co.insecure_skip_verify = key.second;
+                co.ca_file = ca_pool;  // empty: the system pool
+                co.insecure_skip_verify = std::get<1>(key);
+                if (std::get<2>(key)) {
+                    // h2 first, and http/1.1 so that an origin without h2 can still pick one:
+                    // nginx (and OpenSSL servers generally) answer an offer they share
+                    // nothing with by a fatal no_application_protocol alert. Go's transport,
+                    // thus cloudflared's, offers the same pair.
+                    co.alpn = {"h2", "http/1.1"};
+                }
                 auto ctx = tls::Context::client(co);
                 if (!ctx) {
                     return "ingress rule \"" + rule.name + "\": " +
-                           (key.first.empty() ? std::string(tls::kSystemCaFile) : key.first) +
-                           ": " + tls::describe(ctx.error());
+                           (ca_pool.empty() ? std::string(tls::kSystemCaFile) : ca_pool) + ": " +
+                           tls::describe(ctx.error());
                 }
                 it = r->contexts_
                          .emplace(key, std::make_unique<tls::Context>(std::move(*ctx)))

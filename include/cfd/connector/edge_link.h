@@ -3,6 +3,9 @@
 //
 //   OriginPool    keep-alive origin connections of one core, per origin service: idle ones wait
 //                 up to the service's idle timeout, at most max_idle of them per service.
+//                 http2Origin services get HTTP/2 connections instead (OriginH2Conn): one
+//                 carries up to OriginH2::kMaxStreams streams of any tunnel connection of the
+//                 core, more streams open another, and it closes after the idle timeout.
 //   EdgeLink      tunnel connection number `index`: dials the edge with a timeout, registers,
 //                 serves streams, and after a loss reconnects with full-jitter backoff.
 #pragma once
@@ -12,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -26,6 +30,7 @@
 namespace cfd::connector {
 
 class OriginConn;
+class OriginH2Conn;
 class EdgeLink;
 
 // Counters shared by every core, read by the control thread (/ready and the exit decisions).
@@ -69,6 +74,18 @@ public:
     void dial(const OriginService& svc, Proxy& proxy, EdgeLink& owner, int32_t id);
     // Forgets the pending dial of (owner, id): the connection closes (or goes idle) unanswered.
     void cancel(EdgeLink& owner, int32_t id);
+    // An HTTP/2 stream for stream `id` (http2Origin): joins a connection of this service that
+    // has room, or dials one. Answered later with proxy.origin_h2_ready(), or origin_ready()
+    // when the origin chose HTTP/1.1 in ALPN (from then on this core reaches that service over
+    // HTTP/1.1), or origin_failed(). `host`: the request's host, the TLS name when the
+    // service verifies the origin against it.
+    void dial_h2(const OriginService& svc, Proxy& proxy, EdgeLink& owner, int32_t id,
+                 std::string_view host);
+
+    // The tunnel connections of the core, flushed after HTTP/2 origin events (which may concern
+    // streams of any of them).
+    void add_link(EdgeLink* l) { links_.push_back(l); }
+    void remove_link(EdgeLink* l);
 
     reactor::Reactor& reactor() { return reactor_; }
     size_t idle(uint32_t pool_key) const;
@@ -77,17 +94,26 @@ public:
 
 private:
     friend class OriginConn;
+    friend class OriginH2Conn;
     [[nodiscard]] bool park(OriginConn* c);  // goes idle; false when the pool is full
     void unpark(OriginConn* c);              // leaves the idle list (taken or closed)
     void forget(OriginConn* c);              // is being deleted
     void answered(EdgeLink& owner, int32_t id);
     uint32_t max_idle_for(const OriginConn* c) const;
+    void forget_h2(OriginH2Conn* c);
+    void flush_links();
 
     reactor::Reactor& reactor_;
     std::unordered_map<uint32_t, std::vector<OriginConn*>> idle_;
     std::unordered_map<uint32_t, uint32_t> max_idle_;  // per pool key
     std::vector<OriginConn*> all_;  // every live one, to detach them when the pool goes
     std::map<std::pair<EdgeLink*, int32_t>, OriginConn*> pending_;  // dials not yet answered
+    // HTTP/2 origins: connections by service (and TLS name when it comes from the request),
+    // the dials they have not answered, and the services that chose HTTP/1.1.
+    std::unordered_map<std::string, std::vector<OriginH2Conn*>> h2_;
+    std::map<std::pair<EdgeLink*, int32_t>, OriginH2Conn*> h2_pending_;
+    std::set<uint32_t> h1_only_;
+    std::vector<EdgeLink*> links_;
     uint64_t dials_ = 0;
     uint64_t reuses_ = 0;
 };
@@ -144,6 +170,7 @@ private:
     // OriginDialer
     void dial(const OriginService& svc, int32_t id) override;
     void cancel(int32_t id) override;
+    void dial_h2(const OriginService& svc, int32_t id, std::string_view host) override;
 
     void connect();
     void handle_events();

@@ -53,6 +53,11 @@ struct OriginService {
     // disableChunkedEncoding: a request body of unknown length is sent without
     // Transfer-Encoding: chunked (cloudflared's WSGI workaround). Honoured by the proxy.
     bool disable_chunked_encoding = false;
+    // http2Origin: HTTP requests (not WebSockets) go as HTTP/2 streams, many at once on one
+    // connection per core (more when one is full): over TLS, ALPN offers "h2" then "http/1.1"
+    // (an origin that picks http/1.1 or nothing is served HTTP/1.1 on that connection); in
+    // clear, HTTP/2 with prior knowledge (h2c).
+    bool http2 = false;
     // Tcp: a PROXY protocol header with the public client's address goes first.
     ProxyProtocol proxy_protocol = ProxyProtocol::None;
 };

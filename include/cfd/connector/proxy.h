@@ -21,6 +21,14 @@
 // through OriginLink; the dialer answers with origin_ready()/origin_failed(), the link's owner
 // reports bytes and closes with origin_data()/origin_eof()/origin_closed()/origin_writable().
 // After each of those calls (and after each TunnelSession::feed()), the owner pumps the tunnel.
+//
+// http2Origin (OriginService::http2): an HTTP request (not a WebSocket) is sent as an HTTP/2
+// stream on a shared origin connection instead. The proxy asks dial_h2(); the dialer answers
+// origin_h2_ready() with the connection (cfd/connector/origin_h2.h), whose events come back
+// through OriginH2Sink; or origin_ready() with a plain link when the origin did not pick h2 in
+// ALPN, and the stream falls back to HTTP/1.1 on it. The response goes into the tunnel's
+// conventions by the same code as HTTP/1.1's (submit_origin_head()). A stream the origin did
+// not process (refused) is sent once more on another connection when none of its body left.
 #pragma once
 
 #include <array>
@@ -33,6 +41,7 @@
 #include <unordered_map>
 
 #include "cfd/connector/origin.h"
+#include "cfd/connector/origin_h2.h"
 #include "cfd/connector/tunnel_session.h"
 #include "cfd/http1/parser.h"
 
@@ -62,6 +71,14 @@ public:
     // A connection to `svc` for stream `id`, answered later (never from inside this call) with
     // Proxy::origin_ready() or Proxy::origin_failed().
     virtual void dial(const OriginService& svc, int32_t id) = 0;
+    // An HTTP/2 stream toward `svc` (http2Origin) for stream `id`, whose request carries `host`
+    // (the TLS name when the service takes it from the request). Answered later with
+    // Proxy::origin_h2_ready(), origin_ready() (the origin chose HTTP/1.1: the stream falls
+    // back on that link) or origin_failed(). By default, HTTP/1.1 links only.
+    virtual void dial_h2(const OriginService& svc, int32_t id, std::string_view host) {
+        (void)host;
+        dial(svc, id);
+    }
     // The stream went away before the answer: the dialer must not answer for `id` any more.
     virtual void cancel(int32_t id) = 0;
 };
@@ -115,7 +132,7 @@ struct ProxyLimits {
 // The page hello_world answers with.
 std::string_view hello_world_page();
 
-class Proxy final : public StreamSink {
+class Proxy final : public StreamSink, public OriginH2Sink {
 public:
     Proxy(const Router& router, OriginDialer& dialer, ProxyLimits limits = {});
     ~Proxy() override;
@@ -127,6 +144,10 @@ public:
 
     // `reused`: the link served an earlier exchange (from the keep-alive pool).
     void origin_ready(int32_t id, OriginLink* link, bool reused = false);
+    // The HTTP/2 connection for a stream that asked dial_h2(): the stream opens its request on
+    // it. `h2` must outlive the stream's use of it: it tells every stream h2_closed() before
+    // it goes.
+    void origin_h2_ready(int32_t id, OriginH2& h2);
     void origin_failed(int32_t id, const Error& e);
     // Bytes the origin sent, borrowed for the call: all of them are taken.
     void origin_data(int32_t id, std::string_view bytes);
@@ -149,6 +170,14 @@ public:
     http2::BodyChunk on_body_ready(int32_t id, size_t max) override;
     void on_body_copy(int32_t id, std::span<char> dest) override;
 
+    // OriginH2Sink
+    void h2_response(int32_t id, int status, http2::Headers&& headers, bool end) override;
+    void h2_data(int32_t id, std::string_view bytes) override;
+    void h2_end(int32_t id) override;
+    void h2_closed(int32_t id, uint32_t code, bool refused) override;
+    http2::BodyChunk h2_body_ready(int32_t id, size_t max) override;
+    void h2_body_copy(int32_t id, std::span<char> dest) override;
+
 private:
     struct Stream;
 
@@ -159,6 +188,15 @@ private:
     void flush_request(Stream& s);
     void parse_response(Stream& s, std::string_view bytes);
     void submit_head(Stream& s);
+    // The response head in the tunnel's conventions, from either protocol: `fields` are the
+    // origin's headers (hop-by-hop ones are dropped here), `upgrade` a 101 switching protocols.
+    void submit_origin_head(Stream& s, int status, const http1::Headers& fields, bool upgrade,
+                            bool has_body);
+    // The HTTP/1.1 request of an HTTP stream: head (and framing) queued, origin dialed unless
+    // `dial` is false. False when the stream was answered locally instead.
+    bool open_http1(Stream& s, const http2::Headers& headers, bool end_stream, bool dial = true);
+    void open_h2(Stream& s, http2::Headers&& headers, bool end_stream);
+    bool h2_fall_back(Stream& s);
     void maybe_finish(Stream& s);
     void body_arrived(Stream& s);
     void release_link(Stream& s, bool reusable);

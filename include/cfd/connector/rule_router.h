@@ -3,13 +3,14 @@
 // rules' first match. Immutable after create(): every core reads it without locks.
 //
 // TLS origins (https://, unix+tls:) get their client contexts here too, once: one per distinct
-// (caPool, noTLSVerify) pair, shared by every core (a context is only read once built; each
+// (caPool, noTLSVerify, http2Origin), shared by every core (a context is only read once built; each
 // connection makes its own session from it).
 #pragma once
 
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -26,15 +27,17 @@ public:
     const OriginService* route(std::string_view host, std::string_view path) const override;
     const Ingress& ingress() const { return ingress_; }
     const OriginService& service(size_t rule) const { return services_[rule]; }
-    // How many TLS client contexts the rules needed (one per distinct caPool/noTLSVerify).
+    // How many TLS client contexts the rules needed (one per distinct caPool/noTLSVerify, and
+    // http2Origin, whose context offers ALPN "h2").
     size_t tls_contexts() const { return contexts_.size(); }
 
 private:
     explicit RuleRouter(Ingress ingress) : ingress_(std::move(ingress)) {}
     Ingress ingress_;
     std::vector<OriginService> services_;  // one per rule, same order
-    // (caPool, noTLSVerify) -> context; services_ point into it (unique_ptr: stable addresses).
-    std::map<std::pair<std::string, bool>, std::unique_ptr<tls::Context>> contexts_;
+    // (caPool, noTLSVerify, http2Origin) -> context; services_ point into it (unique_ptr:
+    // stable addresses).
+    std::map<std::tuple<std::string, bool, bool>, std::unique_ptr<tls::Context>> contexts_;
 };
 
 // The OriginService for one ingress service and its origin options (exposed for tests). A TLS

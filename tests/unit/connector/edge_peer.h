@@ -79,7 +79,15 @@ public:
         accept = d;
     }
 
+    // In slices, reading the plaintext after each: TLS takes a bounded amount of input at once.
     void feed(std::string_view bytes) {
+        while (!bytes.empty()) {
+            size_t n = std::min<size_t>(bytes.size(), 16384);
+            feed_slice(bytes.substr(0, n));
+            bytes.remove_prefix(n);
+        }
+    }
+    void feed_slice(std::string_view bytes) {
         if (handshake_failed || !tls->feed(bytes)) {
             return;
         }
