@@ -36,6 +36,8 @@ FUZZ_MODS_json  := core
 FUZZ_MODS_ini   := core config
 FUZZ_MODS_tls   := core tls
 FUZZ_MODS_ws    := core http1 ws
+# The edge's public sessions (edge_public_fuzz); the module's own dependencies (DEPS_edge).
+FUZZ_MODS_edge  := core config reactor net tls http1 http2 rpc store edge
 fuzz_mods = $(or $(FUZZ_MODS_$(firstword $(subst _, ,$(1)))),core)
 
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

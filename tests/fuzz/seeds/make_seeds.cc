@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -295,6 +296,95 @@ void tls_seeds() {
     put(t, "split_records", bytes({0xa0, 0x00}), split);
 }
 
+
+// edge_public_fuzz: [mode][routes][ops...]; 0x0k L feeds the next (k << 8 | L) bytes.
+std::string feed_op(std::string_view b) {
+    CFD_CHECK(b.size() < 4096);
+    return bytes({int(b.size() >> 8), int(b.size() & 0xff)}) + std::string(b);
+}
+
+void edge_public_seeds() {
+    const std::string t = "edge_public_fuzz";
+    const std::string get = "GET /a?b=1 HTTP/1.1\r\nHost: app.example.com\r\nAccept: */*\r\n\r\n";
+    const std::string post =
+        "POST /up HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 300\r\n"
+        "Expect: 100-continue\r\n\r\n" +
+        std::string(300, 'p');
+    // Served (200, length 5), then a chunked response in pieces, then EOF.
+    put(t, "h1_get_pipelined", bytes({0x00, 0x00}),
+        feed_op(get) + bytes({0xc0}) + feed_op(get) +
+            bytes({0x50, 0x00, 0x02, 0x60, 100, 0x60, 0x90, 0x70, 0x80, 0x00, 0x10}));
+    // 100 bytes of room per stream: the body waits for room events.
+    put(t, "h1_post_room", bytes({0x08, 0x00}),
+        feed_op(post) + bytes({0x90, 0x01, 0x90, 0x00, 0xc0, 0x10}));
+    // Refused on the first connector, served by the second.
+    put(t, "h1_post_refused_retry", bytes({0x00, 0x00}),
+        feed_op(post) + bytes({0x80, 0x01, 0xc0}) + feed_op(get) +
+            bytes({0x80, 0x04, 0x10}));
+    // Wait, then routed; unknown host; no connector.
+    put(t, "h1_wait_unknown_noconn", bytes({0x00, 0x93}),
+        feed_op(get) + bytes({0x30, 0xc0}) + feed_op(get) + feed_op(get) + bytes({0x20}));
+    put(t, "h1_websocket", bytes({0x00, 0x00}),
+        feed_op("GET /ws HTTP/1.1\r\nHost: app.example.com\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n\x81\x05hello") +
+            bytes({0x50, 0x00, 0x00, 0x60, 0x20}) + feed_op("\x81\x02hi") +
+            bytes({0x10, 0x70, 0x80, 0x00}));
+    // Small limits, a slow client (not writable), a nested close inside write_body.
+    put(t, "h1_small_unwritable_nested", bytes({0x42 | 0x10, 0x00}),
+        feed_op(post) + bytes({0xb0, 0x01, 0x9f, 0x00, 0x50, 0x00, 0x01, 0x61, 0xff, 0x41,
+                               0x70, 0x10}));
+
+    // A client's bytes from its first: HPACK state runs through the connection, so each seed
+    // gets a session of its own.
+    std::vector<http2::HeaderView> hget = {{":method", "GET"},
+                                           {":scheme", "https"},
+                                           {":authority", "app.example.com"},
+                                           {":path", "/"},
+                                           {"accept", "*/*"}};
+    std::vector<http2::HeaderView> hpost = {{":method", "POST"},
+                                            {":scheme", "https"},
+                                            {":authority", "app.example.com"},
+                                            {":path", "/up"},
+                                            {"content-type", "text/plain"}};
+    struct Client {
+        BodyHandler h;
+        std::unique_ptr<http2::Session> s;
+        std::string preface;
+        Client() {
+            auto created = http2::Session::create(http2::Role::Client, h);
+            CFD_CHECK(created);
+            s = std::move(*created);
+            preface = drain(*s);  // magic, SETTINGS
+        }
+        std::string request(const std::vector<http2::HeaderView>& hv, bool body) {
+            CFD_CHECK(s->submit_request(hv, body));
+            return drain(*s);  // HEADERS (and DATA, 300 bytes, END_STREAM)
+        }
+    };
+    Client c1;
+    std::string preface = c1.preface;
+    std::string req1 = c1.request(hget, false);
+    std::string req2 = c1.request(hpost, true);
+    CFD_CHECK(c1.s->ping(7));
+    std::string ping = drain(*c1.s);
+    CFD_CHECK(c1.s->goaway(http2::kNoError));
+    std::string bye = drain(*c1.s);
+    Client c2;
+    std::string post_only = c2.preface + c2.request(hpost, true);
+    put(t, "h2_get", bytes({0x01, 0x00}),
+        feed_op(preface + req1) + bytes({0xc0, 0x20}));
+    put(t, "h2_get_post_body", bytes({0x01, 0x00}),
+        feed_op(preface + req1 + req2) +
+            bytes({0x51, 0x00, 0x02, 0x61, 0x90, 0x71, 0x81, 0x00, 0xc0}) + feed_op(ping) +
+            feed_op(bye));
+    put(t, "h2_refused_retry_room", bytes({0x09, 0x00}),
+        feed_op(post_only) + bytes({0x80, 0x02, 0x90, 0x00, 0xc0, 0x10}));
+    put(t, "h2_small_unwritable_wait", bytes({0x53, 0x03}),
+        bytes({0x41}) + feed_op(preface + req1 + req2) +
+            bytes({0x40, 0x31, 0xb2, 0x40, 0x50, 0x00, 0x03, 0x61, 0xff, 0x41, 0x10}));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -308,6 +398,7 @@ int main(int argc, char** argv) {
     rpc_seeds();
     http2_seeds();
     tls_seeds();
+    edge_public_seeds();
     std::printf("make_seeds: %d seeds written under %s\n", g_written, g_dir.c_str());
     return 0;
 }
