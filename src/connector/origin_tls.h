@@ -1,5 +1,6 @@
-// A TLS client over an origin connection's bytes, sans I/O: OriginConn (edge_link.cc) feeds it
-// what the socket received and sends what it produces; tests drive it in memory.
+// A TLS client over an origin connection's bytes, sans I/O: OriginConn and OriginH2Conn
+// (origin_conns.h) feed it what the socket received and send what it produces; tests drive it
+// in memory.
 //
 // It drives tls::Session by the rules TunnelSession follows toward the edge: ciphertext goes in
 // slices of at most kFeedSlice; when wolfSSL's input is full (Busy) the plaintext is read out

@@ -383,6 +383,25 @@ bool Proxy::open_http1(Stream& s, const http2::Headers& headers, bool end_stream
     return true;
 }
 
+bool Proxy::admit_body(Stream& s, std::string_view bytes) {
+    if (s.has_length) {
+        if (bytes.size() > s.length_left) {
+            // More than content-length: never let it reach the origin (over HTTP/1.1, as a
+            // second request).
+            session_->h2().consume(s.id, bytes.size());
+            fail(s, "request body longer than its content-length");
+            return false;
+        }
+        s.length_left -= bytes.size();
+    }
+    if (s.req_q.size() + bytes.size() > limits_.max_request_queue) {
+        session_->h2().consume(s.id, bytes.size());
+        fail(s, "request body queue over its bound");
+        return false;
+    }
+    return true;
+}
+
 void Proxy::on_stream_data(int32_t id, std::string_view bytes) {
     Stream* s = find(id);
     if (s != nullptr && s->pipe != Stream::Pipe::None && !s->local) {
@@ -394,17 +413,7 @@ void Proxy::on_stream_data(int32_t id, std::string_view bytes) {
             session_->h2().consume(id, bytes.size());  // the origin stream is gone
             return;
         }
-        if (s->has_length) {
-            if (bytes.size() > s->length_left) {
-                session_->h2().consume(id, bytes.size());
-                fail(*s, "request body longer than its content-length");
-                return;
-            }
-            s->length_left -= bytes.size();
-        }
-        if (s->req_q.size() + bytes.size() > limits_.max_request_queue) {
-            session_->h2().consume(id, bytes.size());
-            fail(*s, "request body queue over its bound");
+        if (!admit_body(*s, bytes)) {
             return;
         }
         s->req_q.append(bytes);  // consumed when the origin stream takes it
@@ -432,18 +441,7 @@ void Proxy::on_stream_data(int32_t id, std::string_view bytes) {
         session_->h2().consume(id, bytes.size());
         return;
     }
-    if (s->has_length) {
-        if (bytes.size() > s->length_left) {
-            // More than content-length: never let it reach the origin as a second request.
-            session_->h2().consume(id, bytes.size());
-            fail(*s, "request body longer than its content-length");
-            return;
-        }
-        s->length_left -= bytes.size();
-    }
-    if (s->req_q.size() + bytes.size() > limits_.max_request_queue) {
-        session_->h2().consume(id, bytes.size());
-        fail(*s, "request body queue over its bound");
+    if (!admit_body(*s, bytes)) {
         return;
     }
     if (s->chunked) {

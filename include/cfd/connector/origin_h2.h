@@ -1,6 +1,6 @@
 // The HTTP/2 side of one origin connection (http2Origin), sans I/O: an http2::Session in the
 // client role that carries the requests of many tunnel streams at once, of any Proxy of the
-// core. The reactor glue (OriginH2Conn, edge_link.cc) feeds it the origin's plaintext and
+// core. The reactor glue (OriginH2Conn, origin_h2_conn.cc) feeds it the origin's plaintext and
 // writes what produce() returns; tests shuttle the same bytes to a server-role Session.
 //
 // Each origin stream belongs to one tunnel stream, reached through its OriginH2Sink (the

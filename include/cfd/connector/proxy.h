@@ -197,6 +197,10 @@ private:
     bool open_http1(Stream& s, const http2::Headers& headers, bool end_stream, bool dial = true);
     void open_h2(Stream& s, http2::Headers&& headers, bool end_stream);
     bool h2_fall_back(Stream& s);
+    // A request body's next `bytes`, either protocol, against the stream's content-length and
+    // the request queue's bound. False when over one: the bytes are consumed (the tunnel's
+    // window) and the stream failed.
+    bool admit_body(Stream& s, std::string_view bytes);
     void maybe_finish(Stream& s);
     void body_arrived(Stream& s);
     void release_link(Stream& s, bool reusable);

@@ -166,36 +166,51 @@ std::vector<http2::HeaderView> request(std::string_view method, std::string_view
             {":path", path}};
 }
 
+// One OriginH2, the origin at its other end and the tunnel-side sink of its streams.
+struct H2Pair {
+    NullOwner owner;
+    std::unique_ptr<OriginH2> c;
+    FakeOrigin origin;
+    TestSink sink;
+
+    explicit H2Pair(http2::Settings origin_settings = {}) : origin(origin_settings) {
+        auto r = OriginH2::create(&owner);
+        REQUIRE(r);
+        c = std::move(*r);
+        sink.conn = c.get();
+    }
+    // Opens tunnel stream `t` on the connection: its origin stream id.
+    int32_t open(int32_t t, std::string_view method, std::string_view path, bool end = false) {
+        auto id = c->open(sink, t, request(method, path), end);
+        REQUIRE(id);
+        sink.h2ids[t] = *id;
+        return *id;
+    }
+    void shuttle() { ::shuttle(*c, origin); }
+};
+
 }  // namespace
 
 TEST_CASE("origin h2: requests are multiplexed on one connection") {
-    NullOwner owner;
-    auto c = OriginH2::create(&owner);
-    REQUIRE(c);
-    FakeOrigin origin;
-    TestSink sink;
-    sink.conn = c->get();
+    H2Pair p;
     for (int32_t t : {1, 3, 5}) {
-        std::string path = "/p" + std::to_string(t);
-        auto id = (*c)->open(sink, t, request("GET", path), false);
-        REQUIRE(id);
-        sink.h2ids[t] = *id;
+        p.open(t, "GET", "/p" + std::to_string(t));
     }
-    CHECK(owner.calls >= 3);  // each open() asks the glue for a write
-    CHECK((*c)->streams() == 3);
-    shuttle(**c, origin);
-    REQUIRE(origin.reqs.size() == 3);
+    CHECK(p.owner.calls >= 3);  // each open() asks the glue for a write
+    CHECK(p.c->streams() == 3);
+    p.shuttle();
+    REQUIRE(p.origin.reqs.size() == 3);
     // All three are at the origin before any is answered: they share the connection.
-    for (auto& [id, r] : origin.reqs) {
+    for (auto& [id, r] : p.origin.reqs) {
         CHECK(r.ended);
         CHECK(http2::header_value(r.headers, ":authority") == "app.example.com");
     }
-    for (auto& [t, h2id] : sink.h2ids) {
-        origin.respond(h2id, 200, "body of " + std::to_string(t), {{"x-t", "v"}});
+    for (auto& [t, h2id] : p.sink.h2ids) {
+        p.origin.respond(h2id, 200, "body of " + std::to_string(t), {{"x-t", "v"}});
     }
-    shuttle(**c, origin);
+    p.shuttle();
     for (int32_t t : {1, 3, 5}) {
-        Rec& r = sink.recs[t];
+        Rec& r = p.sink.recs[t];
         CHECK(r.status == 200);
         CHECK(r.body == "body of " + std::to_string(t));
         CHECK(http2::header_value(r.headers, "x-t") == "v");
@@ -204,128 +219,101 @@ TEST_CASE("origin h2: requests are multiplexed on one connection") {
         CHECK(r.code == http2::kNoError);
         CHECK_FALSE(r.refused);
     }
-    CHECK((*c)->streams() == 0);
-    CHECK((*c)->accepting());
+    CHECK(p.c->streams() == 0);
+    CHECK(p.c->accepting());
 }
 
 TEST_CASE("origin h2: bodies both ways move only as far as the windows allow") {
-    NullOwner owner;
-    auto c = OriginH2::create(&owner);
-    REQUIRE(c);
     http2::Settings st;
     st.stream_window = 65535;
     st.connection_window = 65535;
-    FakeOrigin origin(st);
-    origin.auto_consume = false;
-    TestSink sink;
-    sink.conn = c->get();
-    sink.consume = false;
+    H2Pair p(st);
+    p.origin.auto_consume = false;
+    p.sink.consume = false;
     std::string up = pattern(300 << 10, 1);
     std::string down = pattern(1 << 20, 2);
-    sink.recs[1].req = up;
-    sink.recs[1].req_end = true;
-    auto id = (*c)->open(sink, 1, request("POST", "/up"), true);
-    REQUIRE(id);
-    sink.h2ids[1] = *id;
-    shuttle(**c, origin);
+    p.sink.recs[1].req = up;
+    p.sink.recs[1].req_end = true;
+    int32_t id = p.open(1, "POST", "/up", true);
+    p.shuttle();
     // The origin consumed nothing: only its window's worth left the sink.
-    CHECK(sink.recs[1].taken == 65535);
-    CHECK(origin.reqs[*id].body.size() == 65535);
-    for (int i = 0; i < 100 && !origin.reqs[*id].ended; i++) {
-        origin.consume_all();
-        shuttle(**c, origin);
+    CHECK(p.sink.recs[1].taken == 65535);
+    CHECK(p.origin.reqs[id].body.size() == 65535);
+    for (int i = 0; i < 100 && !p.origin.reqs[id].ended; i++) {
+        p.origin.consume_all();
+        p.shuttle();
     }
-    CHECK(origin.reqs[*id].ended);
-    CHECK(origin.reqs[*id].body == up);
+    CHECK(p.origin.reqs[id].ended);
+    CHECK(p.origin.reqs[id].body == up);
 
-    origin.respond(*id, 200, down);
-    sink.recs[1].taken = 0;  // from here: response bytes the tunnel took
-    shuttle(**c, origin);
+    p.origin.respond(id, 200, down);
+    p.sink.recs[1].taken = 0;  // from here: response bytes the tunnel took
+    p.shuttle();
     // The tunnel took nothing yet: at most one stream window is held by the sink.
-    CHECK(sink.recs[1].body.size() == size_t(OriginH2::kStreamWindow));
-    for (int i = 0; i < 100 && !sink.recs[1].ended; i++) {
-        size_t held = sink.recs[1].body.size();
-        (*c)->consume(*id, held - sink.recs[1].taken);
-        sink.recs[1].taken = held;
-        shuttle(**c, origin);
+    CHECK(p.sink.recs[1].body.size() == size_t(OriginH2::kStreamWindow));
+    for (int i = 0; i < 100 && !p.sink.recs[1].ended; i++) {
+        size_t held = p.sink.recs[1].body.size();
+        p.c->consume(id, held - p.sink.recs[1].taken);
+        p.sink.recs[1].taken = held;
+        p.shuttle();
     }
-    CHECK(sink.recs[1].ended);
-    CHECK(sink.recs[1].body == down);
+    CHECK(p.sink.recs[1].ended);
+    CHECK(p.sink.recs[1].body == down);
 }
 
 TEST_CASE("origin h2: GOAWAY refuses the streams the origin did not process") {
-    NullOwner owner;
-    auto c = OriginH2::create(&owner);
-    REQUIRE(c);
-    FakeOrigin origin;
-    TestSink sink;
-    sink.conn = c->get();
-    auto first = (*c)->open(sink, 1, request("GET", "/a"), false);
-    REQUIRE(first);
-    sink.h2ids[1] = *first;
-    shuttle(**c, origin);
-    REQUIRE(origin.reqs.size() == 1);
+    H2Pair p;
+    int32_t first = p.open(1, "GET", "/a");
+    p.shuttle();
+    REQUIRE(p.origin.reqs.size() == 1);
     // A second request leaves while the origin's GOAWAY (last stream: the first) is on its way.
-    auto second = (*c)->open(sink, 3, request("GET", "/b"), false);
-    REQUIRE(second);
-    sink.h2ids[3] = *second;
+    p.open(3, "GET", "/b");
     std::string to_origin;
-    REQUIRE((*c)->produce(to_origin));
-    REQUIRE(origin.s->goaway(http2::kNoError));
+    REQUIRE(p.c->produce(to_origin));
+    REQUIRE(p.origin.s->goaway(http2::kNoError));
     std::string from_origin;
-    REQUIRE(origin.s->send(from_origin));
-    REQUIRE((*c)->feed(from_origin));
-    CHECK(sink.recs[3].closed);
-    CHECK(sink.recs[3].refused);
-    CHECK(sink.recs[3].code == http2::kRefusedStream);
-    CHECK_FALSE((*c)->accepting());
-    CHECK_FALSE((*c)->open(sink, 5, request("GET", "/c"), false));
+    REQUIRE(p.origin.s->send(from_origin));
+    REQUIRE(p.c->feed(from_origin));
+    CHECK(p.sink.recs[3].closed);
+    CHECK(p.sink.recs[3].refused);
+    CHECK(p.sink.recs[3].code == http2::kRefusedStream);
+    CHECK_FALSE(p.c->accepting());
+    CHECK_FALSE(p.c->open(p.sink, 5, request("GET", "/c"), false));
     // The first still completes.
-    (void)origin.s->recv(to_origin);
-    origin.respond(*first, 204, "");
-    shuttle(**c, origin);
-    CHECK(sink.recs[1].status == 204);
-    CHECK(sink.recs[1].closed);
-    CHECK_FALSE(sink.recs[1].refused);
-    CHECK((*c)->over());
+    (void)p.origin.s->recv(to_origin);
+    p.origin.respond(first, 204, "");
+    p.shuttle();
+    CHECK(p.sink.recs[1].status == 204);
+    CHECK(p.sink.recs[1].closed);
+    CHECK_FALSE(p.sink.recs[1].refused);
+    CHECK(p.c->over());
 }
 
 TEST_CASE("origin h2: a cancelled stream is reset and its sink hears nothing more") {
-    NullOwner owner;
-    auto c = OriginH2::create(&owner);
-    REQUIRE(c);
-    FakeOrigin origin;
-    TestSink sink;
-    sink.conn = c->get();
-    auto id = (*c)->open(sink, 1, request("GET", "/a"), false);
-    REQUIRE(id);
-    shuttle(**c, origin);
-    (*c)->cancel(*id);
-    origin.respond(*id, 200, "late");
-    shuttle(**c, origin);
-    CHECK(origin.reqs[*id].closed);
-    CHECK(origin.reqs[*id].code == http2::kCancel);
-    CHECK(sink.recs[1].status == 0);
-    CHECK_FALSE(sink.recs[1].closed);
-    CHECK((*c)->streams() == 0);
+    H2Pair p;
+    int32_t id = p.open(1, "GET", "/a");
+    p.shuttle();
+    p.c->cancel(id);
+    p.origin.respond(id, 200, "late");
+    p.shuttle();
+    CHECK(p.origin.reqs[id].closed);
+    CHECK(p.origin.reqs[id].code == http2::kCancel);
+    CHECK(p.sink.recs[1].status == 0);
+    CHECK_FALSE(p.sink.recs[1].closed);
+    CHECK(p.c->streams() == 0);
 }
 
 TEST_CASE("origin h2: a lost connection closes every stream, not refused") {
-    NullOwner owner;
-    auto c = OriginH2::create(&owner);
-    REQUIRE(c);
-    FakeOrigin origin;
-    TestSink sink;
-    sink.conn = c->get();
-    REQUIRE((*c)->open(sink, 1, request("GET", "/a"), false));
-    REQUIRE((*c)->open(sink, 3, request("GET", "/b"), false));
-    shuttle(**c, origin);
-    (*c)->lost();
-    CHECK(sink.recs[1].closed);
-    CHECK(sink.recs[3].closed);
-    CHECK_FALSE(sink.recs[1].refused);
-    CHECK((*c)->streams() == 0);
-    CHECK_FALSE((*c)->accepting());
+    H2Pair p;
+    p.open(1, "GET", "/a");
+    p.open(3, "GET", "/b");
+    p.shuttle();
+    p.c->lost();
+    CHECK(p.sink.recs[1].closed);
+    CHECK(p.sink.recs[3].closed);
+    CHECK_FALSE(p.sink.recs[1].refused);
+    CHECK(p.c->streams() == 0);
+    CHECK_FALSE(p.c->accepting());
 }
 
 // --- behind a Proxy -------------------------------------------------------------------------
