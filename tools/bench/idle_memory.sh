@@ -20,9 +20,11 @@ create_tunnel bench bench.localhost
 start_connector connector "http://127.0.0.1:$origin_port" --ha-connections 2
 wait_registered connector 2
 a_port=$(free_port)
-hop_conf a "listen 127.0.0.1:$a_port ssl http2; listen 127.0.0.1:$((a_port + 1)); ssl_certificate $TEST_TMP/b.pem; ssl_certificate_key $TEST_TMP/b.key; keepalive_timeout 600s;" \
+a_plain=$(free_port)
+hop_conf a "listen 127.0.0.1:$a_port ssl http2; listen 127.0.0.1:$a_plain; ssl_certificate $TEST_TMP/b.pem; ssl_certificate_key $TEST_TMP/b.key; keepalive_timeout 600s;" \
     "127.0.0.1:$origin_port" http
 wait_until 10 port_open "$a_port" || fail "nginx did not start"
+wait_until 10 test -s "$TEST_TMP/nginx-a/nginx.pid" || fail "nginx wrote no pid file"
 nginx_worker() { pgrep -P "$(cat "$TEST_TMP/nginx-a/nginx.pid")" | head -1; }
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
@@ -72,7 +74,7 @@ edge=${EDGE_PID[DFW]}
 e_h1=$(per_conn "$edge" h1 "${EDGE_HTTP[DFW]}" bench.localhost)
 e_h1s=$(per_conn "$edge" h1s "$https_port" bench.localhost)
 e_h2s=$(per_conn "$edge" h2s "$https_port" bench.localhost)
-n_h1=$(per_conn "$(nginx_worker)" h1 "$((a_port + 1))" localhost)
+n_h1=$(per_conn "$(nginx_worker)" h1 "$a_plain" localhost)
 n_h1s=$(per_conn "$(nginx_worker)" h1s "$a_port" localhost)
 n_h2s=$(per_conn "$(nginx_worker)" h2s "$a_port" localhost)
 echo "idle public connections ($N each), bytes of RSS per connection: cfdtunnel edge $e_h1 (HTTP/1.1), $e_h1s (HTTPS), $e_h2s (HTTPS+h2); nginx $n_h1 / $n_h1s / $n_h2s"
