@@ -84,6 +84,20 @@ struct Pipe {
     Pipe(const Pipe&) = delete;
     Pipe& operator=(const Pipe&) = delete;
     bool ok() const { return r >= 0 && w >= 0; }
+    // The test's end never blocks; the stream's end (the read end when the stream reads this
+    // pipe, the write end when it writes it) is O_NONBLOCK only when `nb`.
+    void stream_reads(bool nb) {
+        set_nonblocking(w);
+        if (nb) {
+            set_nonblocking(r);
+        }
+    }
+    void stream_writes(bool nb) {
+        set_nonblocking(r);
+        if (nb) {
+            set_nonblocking(w);
+        }
+    }
     void close_r() {
         if (r >= 0) {
             ::close(r);
@@ -161,6 +175,19 @@ void drain(int fd, std::vector<uint8_t>& v) {
 }
 
 // A few turns that do not wait: whatever is already complete gets dispatched.
+// Runs the test case twice (doctest subcases): the stream's ends blocking, then O_NONBLOCK
+// (which io_uring answers with -EAGAIN, so the stream polls before retrying).
+bool nonblocking_subcase() {
+    bool nb = false;
+    SUBCASE("blocking fds") {
+        nb = false;
+    }
+    SUBCASE("O_NONBLOCK fds") {
+        nb = true;
+    }
+    return nb;
+}
+
 void spin(reactor::Reactor& r, int turns = 5) {
     for (int i = 0; i < turns; ++i) {
         r.run_once(Millis(0));
@@ -172,13 +199,7 @@ void spin(reactor::Reactor& r, int turns = 5) {
 TEST_CASE("fd_stream: 1 MiB from the input pipe arrives in order, then EOF once" *
           doctest::skip(!uring_ok())) {
     ignore_sigpipe();
-    bool nb = false;
-    SUBCASE("blocking fds") {
-        nb = false;
-    }
-    SUBCASE("O_NONBLOCK fds") {
-        nb = true;
-    }
+    bool nb = nonblocking_subcase();
     CAPTURE(nb);
 
     auto r = make_reactor();
@@ -187,12 +208,8 @@ TEST_CASE("fd_stream: 1 MiB from the input pipe arrives in order, then EOF once"
     Pipe out;
     REQUIRE(in.ok());
     REQUIRE(out.ok());
-    set_nonblocking(in.w);
-    set_nonblocking(out.r);
-    if (nb) {
-        set_nonblocking(in.r);
-        set_nonblocking(out.w);
-    }
+    in.stream_reads(nb);
+    out.stream_writes(nb);
     REQUIRE(is_nonblocking(in.r) == nb);  // pipe2 gave two open files: the flags are separate
 
     Recorder rec;
@@ -248,23 +265,14 @@ TEST_CASE("fd_stream: 1 MiB from the input pipe arrives in order, then EOF once"
 TEST_CASE("fd_stream: write() arrives intact at the other end of the output pipe" *
           doctest::skip(!uring_ok())) {
     ignore_sigpipe();
-    bool nb = false;
-    SUBCASE("blocking fds") {
-        nb = false;
-    }
-    SUBCASE("O_NONBLOCK fds") {
-        nb = true;
-    }
+    bool nb = nonblocking_subcase();
     CAPTURE(nb);
 
     auto r = make_reactor();
     REQUIRE(r);
     Pipe out;
     REQUIRE(out.ok());
-    set_nonblocking(out.r);
-    if (nb) {
-        set_nonblocking(out.w);
-    }
+    out.stream_writes(nb);
 
     Recorder rec;
     auto s = FdStream::open(*r, -1, out.w, &rec);
@@ -305,23 +313,14 @@ TEST_CASE("fd_stream: write() arrives intact at the other end of the output pipe
 
 TEST_CASE("fd_stream: watermarks on an output pipe nobody reads" * doctest::skip(!uring_ok())) {
     ignore_sigpipe();
-    bool nb = false;
-    SUBCASE("blocking fds") {
-        nb = false;
-    }
-    SUBCASE("O_NONBLOCK fds") {
-        nb = true;
-    }
+    bool nb = nonblocking_subcase();
     CAPTURE(nb);
 
     auto r = make_reactor();
     REQUIRE(r);
     Pipe out;
     REQUIRE(out.ok());
-    set_nonblocking(out.r);
-    if (nb) {
-        set_nonblocking(out.w);
-    }
+    out.stream_writes(nb);
     const size_t cap = pipe_capacity(out.w);
     REQUIRE(cap > 0);
 
@@ -421,23 +420,14 @@ TEST_CASE("fd_stream: watermarks on an output pipe nobody reads" * doctest::skip
 TEST_CASE("fd_stream: pause_read() lets at most one more chunk through" *
           doctest::skip(!uring_ok())) {
     ignore_sigpipe();
-    bool nb = false;
-    SUBCASE("blocking fds") {
-        nb = false;
-    }
-    SUBCASE("O_NONBLOCK fds") {
-        nb = true;
-    }
+    bool nb = nonblocking_subcase();
     CAPTURE(nb);
 
     auto r = make_reactor();
     REQUIRE(r);
     Pipe in;
     REQUIRE(in.ok());
-    set_nonblocking(in.w);
-    if (nb) {
-        set_nonblocking(in.r);
-    }
+    in.stream_reads(nb);
 
     Recorder rec;
     FdStreamOptions o;
@@ -513,13 +503,7 @@ TEST_CASE("fd_stream: start_paused reads nothing until resume_read()" *
 TEST_CASE("fd_stream: close_after_flush() writes everything, then on_close(Ok); fds stay open" *
           doctest::skip(!uring_ok())) {
     ignore_sigpipe();
-    bool nb = false;
-    SUBCASE("blocking fds") {
-        nb = false;
-    }
-    SUBCASE("O_NONBLOCK fds") {
-        nb = true;
-    }
+    bool nb = nonblocking_subcase();
     CAPTURE(nb);
 
     auto r = make_reactor();
@@ -528,12 +512,8 @@ TEST_CASE("fd_stream: close_after_flush() writes everything, then on_close(Ok); 
     Pipe out;  // the test reads it only after close_after_flush()
     REQUIRE(in.ok());
     REQUIRE(out.ok());
-    set_nonblocking(in.w);
-    set_nonblocking(out.r);
-    if (nb) {
-        set_nonblocking(in.r);
-        set_nonblocking(out.w);
-    }
+    in.stream_reads(nb);
+    out.stream_writes(nb);
 
     Recorder rec;
     auto s = FdStream::open(*r, in.r, out.w, &rec);
@@ -600,13 +580,7 @@ TEST_CASE("fd_stream: close_after_flush() with nothing queued closes from a comp
 
 TEST_CASE("fd_stream: close() while a read waits on an empty pipe completes" *
           doctest::skip(!uring_ok())) {
-    bool nb = false;
-    SUBCASE("blocking fds") {
-        nb = false;
-    }
-    SUBCASE("O_NONBLOCK fds") {
-        nb = true;
-    }
+    bool nb = nonblocking_subcase();
     CAPTURE(nb);
 
     auto r = make_reactor();
@@ -645,13 +619,7 @@ TEST_CASE("fd_stream: close() while a read waits on an empty pipe completes" *
 TEST_CASE("fd_stream: close(reason) with a read and a blocked write in flight" *
           doctest::skip(!uring_ok())) {
     ignore_sigpipe();
-    bool nb = false;
-    SUBCASE("blocking fds") {
-        nb = false;
-    }
-    SUBCASE("O_NONBLOCK fds") {
-        nb = true;
-    }
+    bool nb = nonblocking_subcase();
     CAPTURE(nb);
 
     auto r = make_reactor();
@@ -692,13 +660,7 @@ TEST_CASE("fd_stream: close(reason) with a read and a blocked write in flight" *
 TEST_CASE("fd_stream: an output pipe without a reader closes the stream with EPIPE" *
           doctest::skip(!uring_ok())) {
     ignore_sigpipe();
-    bool nb = false;
-    SUBCASE("blocking fds") {
-        nb = false;
-    }
-    SUBCASE("O_NONBLOCK fds") {
-        nb = true;
-    }
+    bool nb = nonblocking_subcase();
     CAPTURE(nb);
     bool while_blocked = false;
     SUBCASE("reader gone before the write") {
