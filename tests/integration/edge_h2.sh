@@ -61,8 +61,7 @@ service = http://127.0.0.1:$echo_port
 [ingress "default"]
 service = http://127.0.0.1:$origin_port
 INI
-start connector "$CFD_BIN" tunnel run --credentials-file "$CRED" --config "$CFG" \
-    --cacert "$STORE/ca.pem" --edge "127.0.0.1:${EDGE_TUNNEL[DFW]}" --metrics "127.0.0.1:$(free_port)"
+start_config_connector connector "$CFG"
 wait_registered connector 4
 
 base="https://app.example.test:$HTTPS"

@@ -48,8 +48,7 @@ proxyProtocol = v1
 [ingress "default"]
 service = http_status:404
 INI
-start connector "$CFD_BIN" tunnel run --credentials-file "$CRED" --config "$CFG" \
-    --cacert "$STORE/ca.pem" --edge "127.0.0.1:${EDGE_TUNNEL[DFW]}" --metrics "127.0.0.1:$(free_port)"
+start_config_connector connector "$CFG"
 wait_registered connector 4
 
 python3 - "$tcp_port" "$pp_port" <<'PY' || fail "raw TCP through the edge failed"

@@ -77,9 +77,7 @@ http2Origin = true
 [ingress "default"]
 service = http_status:404
 INI
-start connector "$CFD_BIN" tunnel run --credentials-file "$CRED" --config "$CFG" \
-    --cacert "$STORE/ca.pem" --edge "127.0.0.1:${EDGE_TUNNEL[DFW]}" --ha-connections 1 \
-    --workers 1 --metrics "127.0.0.1:$(free_port)"
+start_config_connector connector "$CFG" --ha-connections 1 --workers 1
 wait_registered connector 1
 grep -q 'http2Origin is not supported' "$TEST_TMP/connector.log" &&
     fail "the old 'not supported' warning is still logged"

@@ -60,9 +60,7 @@ httpHostHeader = internal.example
 [ingress "default"]
 service = http://127.0.0.1:$origin_port
 INI
-start connector "$CFD_BIN" tunnel run --credentials-file "$CRED" --config "$CFG" \
-    --cacert "$STORE/ca.pem" --edge "127.0.0.1:${EDGE_TUNNEL[DFW]}" --ha-connections 1 \
-    --metrics "127.0.0.1:$(free_port)"
+start_config_connector connector "$CFG" --ha-connections 1
 wait_registered connector 1
 
 head -c 200000 /dev/urandom >"$TEST_TMP/up.bin"

@@ -118,8 +118,7 @@ service = http_status:404
 INI
 
 # One connection, one reactor: one origin pool, so reuse is observable.
-start "connector" "$CFD_BIN" tunnel run --credentials-file "$CRED" --config "$CFG" \
-    --cacert "$STORE/ca.pem" --edge "127.0.0.1:${EDGE_TUNNEL[DFW]}" --ha-connections 1
+start_config_connector connector "$CFG" --ha-connections 1
 wait_registered connector 1
 
 # expect HOST CODE [BODY-SUBSTRING]

@@ -62,6 +62,17 @@ start_connector() {
     CONNECTOR_PID=$LAST_PID
 }
 
+# start_config_connector NAME CONFIG [flags...]: a connector for $CRED with ingress rules from
+# CONFIG, to the DFW edge, with a free metrics port.
+start_config_connector() {
+    local name=$1 cfg=$2
+    shift 2
+    start "$name" "$CFD_BIN" tunnel run --credentials-file "$CRED" --config "$cfg" \
+        --cacert "$STORE/ca.pem" --edge "127.0.0.1:${EDGE_TUNNEL[DFW]}" \
+        --metrics "127.0.0.1:$(free_port)" "$@"
+    CONNECTOR_PID=$LAST_PID
+}
+
 # registered NAME: how many connections connector NAME has registered so far.
 registered() {
     grep -c 'Registered tunnel connection' "$TEST_TMP/$1.log" 2>/dev/null || true
